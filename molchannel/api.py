@@ -1,0 +1,331 @@
+"""Python inference API: ``molchannel.load(path).embed(smiles)``.
+
+Needs only the chemistry layer and the network blocks: importing this module (or calling
+``embed``) never imports Lightning or DeepChem.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch_geometric.data import Batch, Data
+
+from molchannel.chem.featurizers import Featurizer, get_featurizer
+from molchannel.chem.smiles import InvalidRecord, InvalidSmilesError, check_on_invalid, parse_smiles
+from molchannel.model_folder import ModelFolderError, load_state_strict, read_config, read_weights, write_model_folder
+from molchannel.nn.model import MolChannelNet, NetConfig
+
+log = logging.getLogger(__name__)
+
+BUILTIN_MODELS = ("default",)
+
+
+def builtin_model_path(name: str) -> Path:
+    """Folder of a model shipped inside the package (``"default"``)."""
+    if name not in BUILTIN_MODELS:
+        raise ValueError(f"unknown built-in model {name!r}; available: {', '.join(BUILTIN_MODELS)}")
+    return Path(str(resources.files("molchannel") / "assets" / name))
+
+
+def resolve_model_path(path: str | os.PathLike[str]) -> Path:
+    """A model folder path, or the folder of a built-in model name such as ``"default"``."""
+    if isinstance(path, str) and path in BUILTIN_MODELS and not Path(path).exists():
+        return builtin_model_path(path)
+    return Path(path)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/"cpu" -> CPU; "auto" -> CUDA when available; anything else as torch reads it."""
+    if device is None:
+        return torch.device("cpu")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} was requested but CUDA is not available; use device='cpu'")
+    return dev
+
+
+@dataclass
+class EmbedReport:
+    """Which input rows produced an output row, and why the others did not."""
+
+    n_inputs: int
+    indices: list[int] = field(default_factory=list)
+    invalid: list[InvalidRecord] = field(default_factory=list)
+
+
+class MolChannelModel:
+    """A loaded model folder: featurizer + multi-channel network, ready for inference.
+
+    Use :func:`molchannel.load` to get one. The network runs in eval mode, so results do not
+    depend on batch size or on which other molecules share a batch.
+    """
+
+    def __init__(
+        self,
+        net: MolChannelNet,
+        featurizer: Featurizer,
+        config: dict[str, Any],
+        path: Path | None = None,
+        device: torch.device | None = None,
+    ) -> None:
+        self.net = net.eval()
+        self.featurizer = featurizer
+        self.config = config
+        self.path = path
+        self.device = device or torch.device("cpu")
+        self.net.to(self.device)
+
+    # ---- description ------------------------------------------------------------------------
+    @property
+    def channels(self) -> list[str]:
+        """Channel names, in the order of the ``channel="all"`` axis."""
+        return self.net.channel_names
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.net.config.encoder.hidden_dim
+
+    @property
+    def tasks(self) -> list[str]:
+        head = self.config.get("head") or {}
+        return list(head.get("tasks", []))
+
+    def info(self) -> dict[str, Any]:
+        """A summary of the model: architecture, featurizer, channels, provenance."""
+        enc = self.net.config.encoder
+        prov = self.config.get("provenance", {})
+        return {
+            "path": str(self.path) if self.path else None,
+            "format_version": self.config.get("format_version"),
+            "featurizer": self.featurizer.spec.key(),
+            "backbone": enc.backbone,
+            "num_layers": enc.num_layers,
+            "embedding_dim": enc.hidden_dim,
+            "channels": self.channels,
+            "channel_weights": dict(zip(self.channels, self.net.mixing.probabilities().tolist(), strict=True)),
+            "tasks": self.tasks,
+            "num_parameters": sum(p.numel() for p in self.net.parameters()),
+            "pretrained": bool(prov.get("pretrained", False)),
+            "description": prov.get("description", ""),
+            "provenance": prov,
+            "weights_sha256": self.config.get("weights_sha256"),
+        }
+
+    def __repr__(self) -> str:
+        i = self.info()
+        state = "pre-trained" if i["pretrained"] else "NOT pre-trained (random weights)"
+        return (
+            f"MolChannelModel({i['backbone']} {i['num_layers']}x{i['embedding_dim']}, "
+            f"featurizer={i['featurizer']}, channels={i['channels']}, {state}, path={i['path']})"
+        )
+
+    def to(self, device: str | torch.device) -> MolChannelModel:
+        self.device = resolve_device(device)
+        self.net.to(self.device)
+        return self
+
+    # ---- inference --------------------------------------------------------------------------
+    def _batches(
+        self, smiles: Sequence[object], batch_size: int, on_invalid: str, report: EmbedReport
+    ) -> Iterator[tuple[list[int], Batch]]:
+        """Featurize ``smiles`` lazily; yield (input rows, PyG batch) for the valid rows."""
+        rows: list[int] = []
+        graphs: list[Data] = []
+        for i, s in enumerate(smiles):
+            try:
+                graphs.append(self.featurizer.featurize_mol(parse_smiles(s, i)))
+            except InvalidSmilesError as err:
+                if on_invalid == "raise":
+                    raise
+                report.invalid.append(InvalidRecord(i, str(s), err.reason))
+                continue
+            rows.append(i)
+            if len(graphs) == batch_size:
+                yield rows, Batch.from_data_list(graphs)
+                rows, graphs = [], []
+        if graphs:
+            yield rows, Batch.from_data_list(graphs)
+
+    @torch.inference_mode()
+    def embed(
+        self,
+        smiles: str | Sequence[object],
+        channel: str = "mix",
+        batch_size: int = 128,
+        device: str | torch.device | None = None,
+        on_invalid: str = "raise",
+        progress: bool = False,
+        return_report: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, EmbedReport]:
+        """Embed molecules.
+
+        Args:
+            smiles: one SMILES or a sequence of them.
+            channel: ``"mix"`` (the prompt-weighted mixture, [N, D]), a channel name ([N, D]),
+                or ``"all"`` ([N, K, D], channels in :attr:`channels` order).
+            batch_size: molecules per forward pass (does not change the result).
+            device: run on this device for this call (default: the model's device, CPU).
+            on_invalid: ``"raise"`` (default) raises :class:`InvalidSmilesError` naming the row;
+                ``"nan"`` fills the row with NaN; ``"skip"`` drops it (rows then no longer line up
+                with the input: use ``return_report=True`` to get the kept row indices).
+            progress: show a progress bar.
+            return_report: also return an :class:`EmbedReport`.
+
+        Returns:
+            float32 numpy array (and the report when asked).
+        """
+        single = isinstance(smiles, str)
+        items: Sequence[object] = [smiles] if single else smiles
+        check_on_invalid(on_invalid)
+        if channel not in ("mix", "all", *self.channels):
+            raise ValueError(f"channel must be 'mix', 'all' or one of {self.channels}, got {channel!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if device is not None:
+            self.to(device)
+        n = len(items)
+        shape = (n, len(self.channels), self.embedding_dim) if channel == "all" else (n, self.embedding_dim)
+        out = np.full(shape, np.nan, dtype=np.float32)
+        report = EmbedReport(n_inputs=n)
+        bar = _progress(n, progress, "embedding")
+        done = 0
+        for rows, batch in self._batches(items, batch_size, on_invalid, report):
+            out[rows] = self._embed_batch(batch.to(self.device), channel)
+            report.indices.extend(rows)
+            bar.update(rows[-1] + 1 - done)
+            done = rows[-1] + 1
+        bar.update(n - done)
+        bar.close()
+        if report.invalid:
+            log.warning("%d of %d SMILES were invalid (%s)", len(report.invalid), n, on_invalid)
+        if on_invalid == "skip":
+            out = out[report.indices]
+        if single and on_invalid != "skip":
+            out = out[0]
+        return (out, report) if return_report else out
+
+    def _embed_batch(self, batch: Batch, channel: str) -> np.ndarray:
+        output = self.net.encode(batch)
+        if channel == "all":
+            emb = self.net.stack(output)
+        elif channel == "mix":
+            emb = self.net.mixing(self.net.stack(output))
+        else:
+            emb = output.channels[channel]
+        return emb.float().cpu().numpy()
+
+    @torch.inference_mode()
+    def embed_atoms(
+        self, smiles: str | Sequence[object], batch_size: int = 128, on_invalid: str = "raise"
+    ) -> list[np.ndarray | None]:
+        """Per-atom backbone embeddings: one [n_atoms, D] array per molecule (heavy atoms, RDKit order).
+
+        Invalid molecules give ``None`` with ``on_invalid="nan"`` and are dropped with ``"skip"``.
+        """
+        items: Sequence[object] = [smiles] if isinstance(smiles, str) else smiles
+        check_on_invalid(on_invalid)
+        result: list[np.ndarray | None] = [None] * len(items)
+        report = EmbedReport(n_inputs=len(items))
+        for rows, batch in self._batches(items, batch_size, on_invalid, report):
+            atoms = self.net.encode(batch.to(self.device)).atoms.float().cpu().numpy()
+            bounds = batch.ptr.tolist()
+            for k, row in enumerate(rows):
+                result[row] = atoms[bounds[k] : bounds[k + 1]]
+        if on_invalid == "skip":
+            return [result[i] for i in sorted(set(range(len(items))) - {r.index for r in report.invalid})]
+        return result
+
+    # ---- persistence ------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write this model as a model folder (see :mod:`molchannel.model_folder`)."""
+        config = {k: v for k, v in self.config.items() if k not in ("format", "format_version", "weights_sha256")}
+        return write_model_folder(path, config, self.net.state_dict())
+
+
+def build_model_config(
+    net_config: NetConfig,
+    featurizer: Featurizer,
+    provenance: dict[str, Any],
+    head: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``config.json`` body of a model folder (without format fields and weights hash)."""
+    return {
+        "featurizer": featurizer.spec.to_dict(),
+        "network": net_config.to_dict(),
+        "channels": list(net_config.encoder.channels),
+        "head": head,
+        "provenance": provenance,
+    }
+
+
+def load(path: str | os.PathLike[str] = "default", device: str | torch.device | None = None) -> MolChannelModel:
+    """Load a model folder (or a built-in model name such as ``"default"``)."""
+    folder = resolve_model_path(path)
+    config = read_config(folder)
+    try:
+        if config["channels"] != config["network"]["encoder"]["channels"]:
+            raise ValueError(
+                f"channels {config['channels']} disagree with the encoder's {config['network']['encoder']['channels']}"
+            )
+        featurizer = get_featurizer(config["featurizer"])
+        net = MolChannelNet(NetConfig.from_dict(config["network"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFolderError(f"{folder}/config.json does not describe a valid model: {exc}") from exc
+    load_state_strict(net, read_weights(folder, config), str(folder))
+    return MolChannelModel(net, featurizer, config, path=folder.resolve(), device=resolve_device(device))
+
+
+def _progress(total: int, enabled: bool, desc: str):  # noqa: ANN202 - tqdm or a no-op
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="mol", disable=not enabled, dynamic_ncols=True)
+
+
+
+def init_model(
+    encoder: dict[str, Any] | None = None,
+    featurizer: str | dict[str, Any] | None = None,
+    seed: int = 0,
+    description: str = "randomly initialised (not pre-trained)",
+) -> MolChannelModel:
+    """A freshly initialised (random-weight) model, e.g. for tests or as a training start.
+
+    ``encoder`` is an :class:`~molchannel.nn.encoder.EncoderConfig` dict (default: the reference
+    GIN). The featurizer defaults to the one the backbone reads; for ``gps`` the atom/bond/PE
+    dimensions are filled in from the rich featurizer.
+    """
+    from molchannel import __version__
+    from molchannel.nn.encoder import EncoderConfig
+
+    enc = dict(encoder or {})
+    backbone = enc.get("backbone", "gin")
+    feat = get_featurizer(featurizer or ("rich" if backbone == "gps" else "basic"))
+    if backbone == "gps":
+        enc.setdefault("atom_dim", feat.atom_dim)  # type: ignore[attr-defined]
+        enc.setdefault("bond_dim", feat.bond_dim)  # type: ignore[attr-defined]
+        enc.setdefault("pe_dim", feat.pe_dim)  # type: ignore[attr-defined]
+    net_config = NetConfig(encoder=EncoderConfig.from_dict(enc))
+    torch.manual_seed(seed)
+    net = MolChannelNet(net_config)
+    provenance = {
+        "pretrained": False,
+        "description": description,
+        "seed": seed,
+        "molchannel_version": __version__,
+        "torch_version": torch.__version__,
+    }
+    config = build_model_config(net_config, feat, provenance)
+    return MolChannelModel(net, feat, config)
+
+
+__all__ = ["EmbedReport", "MolChannelModel", "build_model_config", "init_model", "load"]

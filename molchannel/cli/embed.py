@@ -1,0 +1,115 @@
+"""Embed the molecules of a file with a model folder.
+
+Input: .smi/.txt (one SMILES per line) or .csv/.tsv with a SMILES column, optionally gzipped.
+Output: .npy (float32, [N, D], or [N, K, D] with --channel all) or .parquet (input row,
+SMILES, validity and the embedding). Rows line up with the input; invalid molecules give NaN
+rows (or are dropped with --on-invalid skip) and are listed in OUTPUT.invalid.csv.
+
+Example:
+    molchannel embed -m default -i molecules.smi -o embeddings.npy
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from molchannel.api import load
+from molchannel.chem.smiles import ON_INVALID_CHOICES, InvalidRecord
+from molchannel.data.smiles_file import read_smiles_file
+
+log = logging.getLogger("molchannel.embed")
+CHUNK = 8192  # rows embedded per call, so huge files stream into the output file
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--model", default="default", help='model folder or "default" (default: %(default)s)')
+    p.add_argument("-i", "--input", required=True, help="input .smi/.txt/.csv/.tsv (optionally .gz)")
+    p.add_argument("-o", "--output", required=True, help="output .npy or .parquet")
+    p.add_argument("--smiles-col", default=None, help="SMILES column of a CSV (default: smiles/SMILES/...)")
+    p.add_argument("--channel", default="mix", help='"mix" (default), a channel name, or "all"')
+    p.add_argument("--on-invalid", default="nan", choices=ON_INVALID_CHOICES,
+                   help="invalid SMILES: NaN row (default), drop the row, or stop with an error")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default=None, help='"cpu" (default), "cuda", "cuda:1" or "auto"')
+
+
+def write_invalid_report(path: Path, invalid: list[InvalidRecord]) -> None:
+    with open(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
+        w = csv.writer(fh)
+        w.writerow(["index", "smiles", "reason"])
+        for rec in invalid:
+            w.writerow([rec.index, rec.smiles, rec.reason])
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    suffix = out.suffix.lower()
+    if suffix not in (".npy", ".parquet"):
+        raise ValueError(f"output must end in .npy or .parquet, got {out.name!r}")
+    table = read_smiles_file(args.input, args.smiles_col)
+    model = load(args.model, device=args.device)
+    if not model.info()["pretrained"]:
+        log.warning("model %s is not pre-trained: its embeddings are from random weights", args.model)
+    n = len(table)
+    shape: tuple[int, ...] = (n, model.embedding_dim)
+    if args.channel == "all":
+        shape = (n, len(model.channels), model.embedding_dim)
+    emb = np.full(shape, np.nan, dtype=np.float32)
+    kept: list[int] = []
+    invalid: list[InvalidRecord] = []
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    with tqdm(total=n, unit="mol", desc="embedding", disable=args.quiet, dynamic_ncols=True) as bar:
+        for lo in range(0, n, CHUNK):
+            chunk = table.smiles[lo : lo + CHUNK]
+            policy = "raise" if args.on_invalid == "raise" else "nan"
+            part, report = model.embed(chunk, channel=args.channel, batch_size=args.batch_size,
+                                       on_invalid=policy, return_report=True)
+            emb[lo : lo + len(chunk)] = part
+            kept.extend(lo + i for i in report.indices)
+            invalid.extend(InvalidRecord(lo + r.index, r.smiles, r.reason) for r in report.invalid)
+            bar.update(len(chunk))
+    elapsed = time.perf_counter() - start
+    rows = np.asarray(kept if args.on_invalid == "skip" else range(n), dtype=np.int64)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".npy":
+        np.save(out, emb[rows] if args.on_invalid == "skip" else emb)
+    else:
+        _write_parquet(out, table.smiles, rows, emb, set(kept), model.channels if args.channel == "all" else None)
+    sidecar = out.with_name(out.name + ".invalid.csv")
+    if invalid:
+        write_invalid_report(sidecar, invalid)
+        log.warning("%d of %d molecules were invalid; see %s", len(invalid), n, sidecar)
+    elif sidecar.exists():
+        sidecar.unlink()  # a stale report from an earlier run would mislead
+    log.info("embedded %d molecules in %.1f s (%.0f mol/s) -> %s", n - len(invalid), elapsed,
+             (n - len(invalid)) / max(elapsed, 1e-9), out)
+    return 0
+
+
+def _write_parquet(out: Path, smiles: list[str], rows: np.ndarray, emb: np.ndarray, valid: set[int],
+                   channels: list[str] | None) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise RuntimeError("writing .parquet needs pyarrow: pip install 'molchannel[io]'") from exc
+    cols: dict[str, pa.Array] = {
+        "row": pa.array(rows),
+        "smiles": pa.array([smiles[i].encode("utf-8", "backslashreplace").decode() for i in rows]),
+        "valid": pa.array([int(i) in valid for i in rows]),
+    }
+    if channels is None:
+        cols["embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(emb[rows].ravel()), emb.shape[1])
+    else:
+        for k, name in enumerate(channels):
+            cols[f"embedding_{name}"] = pa.FixedSizeListArray.from_arrays(
+                pa.array(emb[rows, k].ravel()), emb.shape[2])
+    pq.write_table(pa.table(cols), out)

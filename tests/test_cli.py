@@ -1,0 +1,73 @@
+"""The command line as a user runs it: files in, files out, bad rows reported."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from molchannel.api import init_model
+from molchannel.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return init_model({"num_layers": 2, "hidden_dim": 16, "aggregator_heads": 2}, seed=0).save(
+        tmp_path_factory.mktemp("cli") / "model"
+    )
+
+
+def test_embed_smi_to_npy_with_invalid_rows(tmp_path: Path, model_dir: Path) -> None:
+    src = tmp_path / "in.smi"
+    src.write_text("smiles\nCCO ethanol\nC1CC broken\n\nc1ccccc1\n")
+    out = tmp_path / "out.npy"
+    assert main(["embed", "-q", "-m", str(model_dir), "-i", str(src), "-o", str(out)]) == 0
+    emb = np.load(out)
+    assert emb.shape == (3, 16)
+    assert np.isnan(emb[1]).all() and np.isfinite(emb[[0, 2]]).all()
+    with open(tmp_path / "out.npy.invalid.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["index"], r["smiles"]) for r in rows] == [("1", "C1CC")]
+    assert "RDKit" in rows[0]["reason"]
+
+
+def test_embed_skip_and_all_channels(tmp_path: Path, model_dir: Path) -> None:
+    src = tmp_path / "in.smi"
+    src.write_text("CCO\nnot_a_smiles\nc1ccccc1\n")
+    out = tmp_path / "out.npy"
+    main(["embed", "-q", "-m", str(model_dir), "-i", str(src), "-o", str(out), "--on-invalid", "skip",
+          "--channel", "all"])
+    assert np.load(out).shape == (2, 3, 16)
+
+
+def test_embed_gzipped_csv_to_parquet(tmp_path: Path, model_dir: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    src = tmp_path / "in.csv.gz"
+    with gzip.open(src, "wt") as fh:
+        fh.write("id,SMILES\na,CCO\nb,\nc,c1ccccc1O\n")
+    out = tmp_path / "out.parquet"
+    assert main(["embed", "-q", "-m", str(model_dir), "-i", str(src), "-o", str(out)]) == 0
+    table = pq.read_table(out).to_pydict()
+    assert table["row"] == [0, 1, 2] and table["valid"] == [True, False, True]
+    assert len(table["embedding"][0]) == 16 and all(np.isnan(table["embedding"][1]))
+
+
+def test_embed_raise_policy_and_missing_column_fail_cleanly(tmp_path: Path, model_dir: Path, capsys) -> None:  # noqa: ANN001
+    src = tmp_path / "in.csv"
+    src.write_text("name,structure\na,CCO\n")
+    assert main(["embed", "-q", "-m", str(model_dir), "-i", str(src), "-o", str(tmp_path / "o.npy")]) == 1
+    assert "no SMILES column found among ['name', 'structure']" in capsys.readouterr().err
+    src.write_text("smiles\nCCO\nC1CC\n")
+    code = main(["embed", "-q", "-m", str(model_dir), "-i", str(src), "-o", str(tmp_path / "o.npy"),
+                 "--on-invalid", "raise"])
+    assert code == 1 and "invalid SMILES at index 1" in capsys.readouterr().err
+
+
+def test_info_json(model_dir: Path, capsys) -> None:  # noqa: ANN001
+    assert main(["info", str(model_dir), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["embedding_dim"] == 16 and info["channels"] == ["molsim", "scaffsim", "context"]
