@@ -27,9 +27,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default=os.environ.get("MOLCHANNEL_DATA_DIR"),
-                        help="benchmark data folder (default: $MOLCHANNEL_DATA_DIR)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("MOLCHANNEL_DATA_DIR"),
+        help="benchmark data folder (default: $MOLCHANNEL_DATA_DIR)",
+    )
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
@@ -43,15 +48,33 @@ def main() -> None:
         src = Path(tmp) / "zinc.smi"
         src.write_text("\n".join(smiles) + "\n")
         reference = init_model(yaml.safe_load((REPO / "configs/model/gin.yaml").read_text()), seed=0)
-        models = {"default (GIN 5x128)": "default", "reference GIN 5x300": str(reference.save(Path(tmp) / "ref"))}
+        models = {
+            "default (GIN 5x128)": "default",
+            "reference GIN 5x300": str(reference.save(Path(tmp) / "ref")),
+        }
         for label, model in models.items():
             out = Path(tmp) / "out.npy"
             start = time.perf_counter()
-            cli(["embed", "-q", "-m", model, "-i", str(src), "-o", str(out), "--batch-size", str(args.batch_size)])
+            cli(
+                [
+                    "embed",
+                    "-q",
+                    "-m",
+                    model,
+                    "-i",
+                    str(src),
+                    "-o",
+                    str(out),
+                    "--batch-size",
+                    str(args.batch_size),
+                ]
+            )
             elapsed = time.perf_counter() - start
             rows.append((label, args.n / elapsed, elapsed))
-    print(f"molchannel embed, {args.n} ZINC molecules, batch {args.batch_size}, CPU "
-          f"({platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()})\n")
+    print(
+        f"molchannel embed, {args.n} ZINC molecules, batch {args.batch_size}, CPU "
+        f"({platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()})\n"
+    )
     print("| model | molecules/s | wall time (s) |\n|---|---:|---:|")
     for label, rate, elapsed in rows:
         print(f"| {label} | {rate:,.0f} | {elapsed:.1f} |")

@@ -20,7 +20,13 @@ from torch_geometric.data import Batch, Data
 
 from molchannel.chem.featurizers import Featurizer, get_featurizer
 from molchannel.chem.smiles import InvalidRecord, InvalidSmilesError, check_on_invalid, parse_smiles
-from molchannel.model_folder import ModelFolderError, load_state_strict, read_config, read_weights, write_model_folder
+from molchannel.model_folder import (
+    ModelFolderError,
+    load_state_strict,
+    read_config,
+    read_weights,
+    write_model_folder,
+)
 from molchannel.nn.model import MolChannelNet, NetConfig
 
 log = logging.getLogger(__name__)
@@ -112,7 +118,9 @@ class MolChannelModel:
             "num_layers": enc.num_layers,
             "embedding_dim": enc.hidden_dim,
             "channels": self.channels,
-            "channel_weights": dict(zip(self.channels, self.net.mixing.probabilities().tolist(), strict=True)),
+            "channel_weights": dict(
+                zip(self.channels, self.net.mixing.probabilities().tolist(), strict=True)
+            ),
             "tasks": self.tasks,
             "num_parameters": sum(p.numel() for p in self.net.parameters()),
             "pretrained": bool(prov.get("pretrained", False)),
@@ -248,7 +256,9 @@ class MolChannelModel:
     # ---- persistence ------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write this model as a model folder (see :mod:`molchannel.model_folder`)."""
-        config = {k: v for k, v in self.config.items() if k not in ("format", "format_version", "weights_sha256")}
+        config = {
+            k: v for k, v in self.config.items() if k not in ("format", "format_version", "weights_sha256")
+        }
         return write_model_folder(path, config, self.net.state_dict())
 
 
@@ -268,15 +278,16 @@ def build_model_config(
     }
 
 
-def load(path: str | os.PathLike[str] = "default", device: str | torch.device | None = None) -> MolChannelModel:
+def load(
+    path: str | os.PathLike[str] = "default", device: str | torch.device | None = None
+) -> MolChannelModel:
     """Load a model folder (or a built-in model name such as ``"default"``)."""
     folder = resolve_model_path(path)
     config = read_config(folder)
     try:
-        if config["channels"] != config["network"]["encoder"]["channels"]:
-            raise ValueError(
-                f"channels {config['channels']} disagree with the encoder's {config['network']['encoder']['channels']}"
-            )
+        encoder_channels = config["network"]["encoder"]["channels"]
+        if config["channels"] != encoder_channels:
+            raise ValueError(f"channels {config['channels']} disagree with the encoder's {encoder_channels}")
         featurizer = get_featurizer(config["featurizer"])
         net = MolChannelNet(NetConfig.from_dict(config["network"]))
     except (KeyError, TypeError, ValueError) as exc:
@@ -289,7 +300,6 @@ def _progress(total: int, enabled: bool, desc: str):  # noqa: ANN202 - tqdm or a
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="mol", disable=not enabled, dynamic_ncols=True)
-
 
 
 def init_model(
@@ -305,16 +315,11 @@ def init_model(
     dimensions are filled in from the rich featurizer.
     """
     from molchannel import __version__
-    from molchannel.nn.encoder import EncoderConfig
+    from molchannel.nn.encoder import FEATURIZER_OF_BACKBONE, encoder_config_for
 
     enc = dict(encoder or {})
-    backbone = enc.get("backbone", "gin")
-    feat = get_featurizer(featurizer or ("rich" if backbone == "gps" else "basic"))
-    if backbone == "gps":
-        enc.setdefault("atom_dim", feat.atom_dim)  # type: ignore[attr-defined]
-        enc.setdefault("bond_dim", feat.bond_dim)  # type: ignore[attr-defined]
-        enc.setdefault("pe_dim", feat.pe_dim)  # type: ignore[attr-defined]
-    net_config = NetConfig(encoder=EncoderConfig.from_dict(enc))
+    feat = get_featurizer(featurizer or FEATURIZER_OF_BACKBONE[enc.get("backbone", "gin")])
+    net_config = NetConfig(encoder=encoder_config_for(enc, feat))
     torch.manual_seed(seed)
     net = MolChannelNet(net_config)
     provenance = {

@@ -66,7 +66,9 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def write_model_folder(path: str | os.PathLike[str], config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> Path:
+def write_model_folder(
+    path: str | os.PathLike[str], config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]
+) -> Path:
     """Write ``config`` and ``tensors`` as a model folder at ``path`` (created if needed).
 
     The weights are written first, then the config that names their sha256, each atomically,
@@ -100,7 +102,9 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
             if folder.suffix in {".ckpt", ".pt", ".pth", ".pkl"}
             else ""
         )
-        raise ModelFolderError(f"{folder} is a file, but a model folder (config.json + {WEIGHTS_FILE}) was expected.{hint}")
+        raise ModelFolderError(
+            f"{folder} is a file, but a model folder (config.json + {WEIGHTS_FILE}) was expected.{hint}"
+        )
     cfg_path = folder / CONFIG_FILE
     if not cfg_path.is_file():
         raise ModelFolderError(
@@ -112,7 +116,9 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFolderError(f"{cfg_path} is not valid JSON: {exc}") from exc
     if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
-        raise ModelFolderError(f"{cfg_path} is not a molchannel model config (missing \"format\": \"{FORMAT_NAME}\")")
+        raise ModelFolderError(
+            f'{cfg_path} is not a molchannel model config (missing "format": "{FORMAT_NAME}")'
+        )
     version = config.get("format_version")
     if not isinstance(version, int) or version < 1:
         raise ModelFolderError(f"{cfg_path} has an invalid format_version {version!r}")
@@ -124,7 +130,9 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     return config
 
 
-def read_weights(path: str | os.PathLike[str], config: Mapping[str, Any], verify: bool = True) -> dict[str, torch.Tensor]:
+def read_weights(
+    path: str | os.PathLike[str], config: Mapping[str, Any], verify: bool = True
+) -> dict[str, torch.Tensor]:
     """Read ``model.safetensors`` after checking its sha256 against the config."""
     weights = Path(path) / WEIGHTS_FILE
     if not weights.is_file():
@@ -145,11 +153,15 @@ def read_weights(path: str | os.PathLike[str], config: Mapping[str, Any], verify
 
 def state_dict_diff(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> list[str]:
     """Lines describing missing keys, unexpected keys and shape mismatches (empty when they agree)."""
-    lines = [f"  - missing:    {k} {tuple(expected[k].shape)}" for k in sorted(expected.keys() - found.keys())]
+    lines = [
+        f"  - missing:    {k} {tuple(expected[k].shape)}" for k in sorted(expected.keys() - found.keys())
+    ]
     lines += [f"  + unexpected: {k} {tuple(found[k].shape)}" for k in sorted(found.keys() - expected.keys())]
     for k in sorted(expected.keys() & found.keys()):
         if tuple(expected[k].shape) != tuple(found[k].shape):
-            lines.append(f"  ~ shape:      {k} expected {tuple(expected[k].shape)}, found {tuple(found[k].shape)}")
+            lines.append(
+                f"  ~ shape:      {k} expected {tuple(expected[k].shape)}, found {tuple(found[k].shape)}"
+            )
     return lines
 
 

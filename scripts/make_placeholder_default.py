@@ -19,7 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", default=REPO / "configs/model/gin_cpu.yaml", type=Path)
     parser.add_argument("--output", default=REPO / "molchannel/assets/default", type=Path)
     parser.add_argument("--seed", type=int, default=0)

@@ -19,8 +19,18 @@ from molchannel.model_folder import ModelFolderError
 
 TINY = {"num_layers": 2, "hidden_dim": 16, "aggregator_heads": 2}
 SMILES = [
-    "CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "C[C@@H](N)C(=O)O", "[NH4+]", "C", "O=C=O",
-    "CN1C=NC2=C1C(=O)N(C(=O)N2C)C", "c1ccc2ccccc2c1", "CC(C)Cc1ccc(cc1)[C@@H](C)C(=O)O", "Cl", "C#N",
+    "CCO",
+    "c1ccccc1",
+    "CC(=O)Oc1ccccc1C(=O)O",
+    "C[C@@H](N)C(=O)O",
+    "[NH4+]",
+    "C",
+    "O=C=O",
+    "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
+    "c1ccc2ccccc2c1",
+    "CC(C)Cc1ccc(cc1)[C@@H](C)C(=O)O",
+    "Cl",
+    "C#N",
 ]
 
 
@@ -111,7 +121,9 @@ def test_invalid_smiles_policies(tiny) -> None:  # noqa: ANN001
 def test_embeddings_do_not_depend_on_batch_size(tiny) -> None:  # noqa: ANN001
     reference = tiny.embed(SMILES, channel="all", batch_size=len(SMILES))
     for batch_size in (1, 5):
-        np.testing.assert_allclose(tiny.embed(SMILES, channel="all", batch_size=batch_size), reference, atol=1e-6)
+        np.testing.assert_allclose(
+            tiny.embed(SMILES, channel="all", batch_size=batch_size), reference, atol=1e-6
+        )
     # a molecule's embedding also does not depend on its neighbours in the batch
     np.testing.assert_allclose(tiny.embed(SMILES[::-1], channel="all")[::-1], reference, atol=1e-6)
 
@@ -149,7 +161,8 @@ def test_default_model_loads_offline_and_says_what_it_is() -> None:
 def test_embed_does_not_import_lightning_or_deepchem() -> None:
     code = (
         "import sys, molchannel; molchannel.load('default').embed(['CCO']); "
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'lightning', 'pytorch_lightning', 'deepchem'}); "
+        "heavy = {'lightning', 'pytorch_lightning', 'deepchem'}; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in heavy); "
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

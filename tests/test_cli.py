@@ -39,8 +39,22 @@ def test_embed_skip_and_all_channels(tmp_path: Path, model_dir: Path) -> None:
     src = tmp_path / "in.smi"
     src.write_text("CCO\nnot_a_smiles\nc1ccccc1\n")
     out = tmp_path / "out.npy"
-    main(["embed", "-q", "-m", str(model_dir), "-i", str(src), "-o", str(out), "--on-invalid", "skip",
-          "--channel", "all"])
+    main(
+        [
+            "embed",
+            "-q",
+            "-m",
+            str(model_dir),
+            "-i",
+            str(src),
+            "-o",
+            str(out),
+            "--on-invalid",
+            "skip",
+            "--channel",
+            "all",
+        ]
+    )
     assert np.load(out).shape == (2, 3, 16)
 
 
@@ -62,8 +76,20 @@ def test_embed_raise_policy_and_missing_column_fail_cleanly(tmp_path: Path, mode
     assert main(["embed", "-q", "-m", str(model_dir), "-i", str(src), "-o", str(tmp_path / "o.npy")]) == 1
     assert "no SMILES column found among ['name', 'structure']" in capsys.readouterr().err
     src.write_text("smiles\nCCO\nC1CC\n")
-    code = main(["embed", "-q", "-m", str(model_dir), "-i", str(src), "-o", str(tmp_path / "o.npy"),
-                 "--on-invalid", "raise"])
+    code = main(
+        [
+            "embed",
+            "-q",
+            "-m",
+            str(model_dir),
+            "-i",
+            str(src),
+            "-o",
+            str(tmp_path / "o.npy"),
+            "--on-invalid",
+            "raise",
+        ]
+    )
     assert code == 1 and "invalid SMILES at index 1" in capsys.readouterr().err
 
 

@@ -33,7 +33,9 @@ class InvalidSmilesError(ValueError):
         self.reason = reason
         self.index = index
         where = f" at index {index}" if index is not None else ""
-        shown = repr(smiles) if not isinstance(smiles, str) or len(smiles) <= 200 else repr(smiles[:200] + "...")
+        shown = (
+            repr(smiles) if not isinstance(smiles, str) or len(smiles) <= 200 else repr(smiles[:200] + "...")
+        )
         super().__init__(
             f"invalid SMILES{where}: {shown} ({reason}). "
             "Fix or remove it, or pass on_invalid='nan' / 'skip' to keep going."

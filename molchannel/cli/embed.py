@@ -28,13 +28,19 @@ CHUNK = 8192  # rows embedded per call, so huge files stream into the output fil
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-m", "--model", default="default", help='model folder or "default" (default: %(default)s)')
+    p.add_argument(
+        "-m", "--model", default="default", help='model folder or "default" (default: %(default)s)'
+    )
     p.add_argument("-i", "--input", required=True, help="input .smi/.txt/.csv/.tsv (optionally .gz)")
     p.add_argument("-o", "--output", required=True, help="output .npy or .parquet")
     p.add_argument("--smiles-col", default=None, help="SMILES column of a CSV (default: smiles/SMILES/...)")
     p.add_argument("--channel", default="mix", help='"mix" (default), a channel name, or "all"')
-    p.add_argument("--on-invalid", default="nan", choices=ON_INVALID_CHOICES,
-                   help="invalid SMILES: NaN row (default), drop the row, or stop with an error")
+    p.add_argument(
+        "--on-invalid",
+        default="nan",
+        choices=ON_INVALID_CHOICES,
+        help="invalid SMILES: NaN row (default), drop the row, or stop with an error",
+    )
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default=None, help='"cpu" (default), "cuda", "cuda:1" or "auto"')
 
@@ -70,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
         for lo in range(0, n, CHUNK):
             chunk = table.smiles[lo : lo + CHUNK]
             policy = "raise" if args.on_invalid == "raise" else "nan"
-            part, report = model.embed(chunk, channel=args.channel, batch_size=args.batch_size,
-                                       on_invalid=policy, return_report=True)
+            part, report = model.embed(
+                chunk, channel=args.channel, batch_size=args.batch_size, on_invalid=policy, return_report=True
+            )
             emb[lo : lo + len(chunk)] = part
             kept.extend(lo + i for i in report.indices)
             invalid.extend(InvalidRecord(lo + r.index, r.smiles, r.reason) for r in report.invalid)
@@ -82,20 +89,33 @@ def run(args: argparse.Namespace) -> int:
     if suffix == ".npy":
         np.save(out, emb[rows] if args.on_invalid == "skip" else emb)
     else:
-        _write_parquet(out, table.smiles, rows, emb, set(kept), model.channels if args.channel == "all" else None)
+        _write_parquet(
+            out, table.smiles, rows, emb, set(kept), model.channels if args.channel == "all" else None
+        )
     sidecar = out.with_name(out.name + ".invalid.csv")
     if invalid:
         write_invalid_report(sidecar, invalid)
         log.warning("%d of %d molecules were invalid; see %s", len(invalid), n, sidecar)
     elif sidecar.exists():
         sidecar.unlink()  # a stale report from an earlier run would mislead
-    log.info("embedded %d molecules in %.1f s (%.0f mol/s) -> %s", n - len(invalid), elapsed,
-             (n - len(invalid)) / max(elapsed, 1e-9), out)
+    log.info(
+        "embedded %d molecules in %.1f s (%.0f mol/s) -> %s",
+        n - len(invalid),
+        elapsed,
+        (n - len(invalid)) / max(elapsed, 1e-9),
+        out,
+    )
     return 0
 
 
-def _write_parquet(out: Path, smiles: list[str], rows: np.ndarray, emb: np.ndarray, valid: set[int],
-                   channels: list[str] | None) -> None:
+def _write_parquet(
+    out: Path,
+    smiles: list[str],
+    rows: np.ndarray,
+    emb: np.ndarray,
+    valid: set[int],
+    channels: list[str] | None,
+) -> None:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -111,5 +131,6 @@ def _write_parquet(out: Path, smiles: list[str], rows: np.ndarray, emb: np.ndarr
     else:
         for k, name in enumerate(channels):
             cols[f"embedding_{name}"] = pa.FixedSizeListArray.from_arrays(
-                pa.array(emb[rows, k].ravel()), emb.shape[2])
+                pa.array(emb[rows, k].ravel()), emb.shape[2]
+            )
     pq.write_table(pa.table(cols), out)

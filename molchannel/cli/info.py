@@ -30,5 +30,8 @@ def run(args: argparse.Namespace) -> int:
             value = ", ".join(f"{k}={v:.3f}" for k, v in value.items())
         print(f"{key:<{width}}  {value}")
     if not info["pretrained"]:
-        print("\nNOTE: this model is NOT pre-trained; its weights are random, so embeddings carry no learned chemistry.")
+        print(
+            "\nNOTE: this model is NOT pre-trained; its weights are random, "
+            "so embeddings carry no learned chemistry."
+        )
     return 0

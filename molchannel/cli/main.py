@@ -12,12 +12,22 @@ import sys
 from collections.abc import Sequence
 
 from molchannel import __version__
-from molchannel.cli import embed, info
+from molchannel.cli import embed, export, info, prepare
 
 # name -> module with add_arguments(parser) and run(args) -> int
 COMMANDS = {
     "embed": embed,
     "info": info,
+    "prepare": prepare,
+    "export": export,
+}
+# Commands with their own parsers (LightningCLI, ...): everything after the name is theirs.
+PASSTHROUGH = {
+    "pretrain": ("molchannel.pretrain.cli", "pre-train a multi-channel encoder (LightningCLI; see --help)"),
+    "perturb": (
+        "molchannel.pretrain.perturb",
+        "precompute scaffold-invariant perturbations (CReM or side-chain)",
+    ),
 }
 
 
@@ -28,16 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"molchannel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in PASSTHROUGH.items():
+        sub.add_parser(name, help=help_text, add_help=False)
     for name, module in COMMANDS.items():
         doc = (module.__doc__ or "").strip().splitlines()[0]
-        p = sub.add_parser(name, help=doc, description=module.__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name, help=doc, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
         module.add_arguments(p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASSTHROUGH:
+        import importlib
+
+        return int(importlib.import_module(PASSTHROUGH[argv[0]][0]).main(argv[1:]) or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -1,0 +1,133 @@
+"""GIN backbone for the ``basic`` featurization (Hu et al. 2020, "Strategies for Pre-training GNNs").
+
+Atoms and bonds arrive as small integer vocabularies (see :mod:`molchannel.chem.featurizers`);
+each column gets its own embedding table and the embeddings of a row are summed. Every layer is a
+GIN convolution whose messages are ``neighbour embedding + bond embedding``; self-loops are added
+inside the convolution with their own bond type, so an atom also hears itself through a learned
+"self bond".
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from torch_geometric.nn import MessagePassing
+from torch_geometric.utils import add_self_loops
+
+from molchannel.chem.featurizers import (
+    BOND_SELF_LOOP,
+    NUM_ATOM_TYPES,
+    NUM_BOND_DIRS,
+    NUM_BOND_TYPES,
+    NUM_CHIRALITY_TAGS,
+)
+
+JK_MODES = ("last", "sum")
+
+
+class BondGINConv(MessagePassing):
+    """One GIN layer with bond embeddings: ``MLP(sum_j (x_j + e_ji))`` over neighbours and a self-loop.
+
+    ``edge_attr`` holds integer ``(bond type, bond direction)`` pairs; the self-loop of every
+    atom is given bond type :data:`BOND_SELF_LOOP` and direction 0.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(aggr="add")
+        self.dim = dim
+        self.bond_type_embedding = nn.Embedding(NUM_BOND_TYPES, dim)
+        self.bond_dir_embedding = nn.Embedding(NUM_BOND_DIRS, dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Linear(2 * dim, dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        nn.init.xavier_uniform_(self.bond_type_embedding.weight)
+        nn.init.xavier_uniform_(self.bond_dir_embedding.weight)
+        for layer in self.mlp:
+            if isinstance(layer, nn.Linear):
+                layer.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
+        num_atoms = x.size(0)
+        edge_index, _ = add_self_loops(edge_index, num_nodes=num_atoms)
+        self_loop_attr = edge_attr.new_zeros((num_atoms, 2))
+        self_loop_attr[:, 0] = BOND_SELF_LOOP
+        edge_attr = torch.cat([edge_attr, self_loop_attr], dim=0)
+        bond_embedding = self.bond_type_embedding(edge_attr[:, 0]) + self.bond_dir_embedding(edge_attr[:, 1])
+        return self.mlp(self.propagate(edge_index, x=x, bond_embedding=bond_embedding))
+
+    def message(self, x_j: Tensor, bond_embedding: Tensor) -> Tensor:
+        return x_j + bond_embedding
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.dim}, mlp={self.dim}->{2 * self.dim}->{self.dim})"
+
+
+class GINBackbone(nn.Module):
+    """Hu et al. (2020) GIN: integer atom/bond features -> per-atom embeddings ``[N, dim]``.
+
+    Args:
+        dim: hidden size of every layer (300 in the reference).
+        num_layers: number of GIN layers (5 in the reference).
+        dropout: dropout after every layer (also the last, as in the reference).
+        jk: jumping knowledge: ``"last"`` (reference) returns the last layer, ``"sum"`` the sum
+            of all layer outputs (input embedding excluded).
+    """
+
+    def __init__(self, dim: int = 300, num_layers: int = 5, dropout: float = 0.0, jk: str = "last") -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        if jk not in JK_MODES:
+            raise ValueError(f"unknown jk mode {jk!r}; choose one of {JK_MODES}")
+        self.dim = dim
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.jk = jk
+        self.atom_type_embedding = nn.Embedding(NUM_ATOM_TYPES, dim)
+        self.chirality_embedding = nn.Embedding(NUM_CHIRALITY_TAGS, dim)
+        self.convs = nn.ModuleList(BondGINConv(dim) for _ in range(num_layers))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(dim) for _ in range(num_layers))
+        self.reset_parameters()
+
+    @property
+    def out_dim(self) -> int:
+        return self.dim
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.atom_type_embedding.weight)
+        nn.init.xavier_uniform_(self.chirality_embedding.weight)
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            conv.reset_parameters()
+            norm.reset_parameters()
+
+    def forward(self, data: Data) -> Tensor:
+        """Embed every atom of ``data`` (a :class:`Data` or a PyG ``Batch``); returns ``[N, dim]``."""
+        x, edge_attr = data.x, data.edge_attr
+        if x.dtype != torch.long or x.dim() != 2 or x.size(1) != 2:
+            raise ValueError(
+                f"GINBackbone expects the 'basic' featurization (x: long [N, 2]); got x {x.dtype} "
+                f"{tuple(x.shape)}. Featurize with BasicFeaturizer, or use the 'gps' backbone for 'rich'."
+            )
+        if edge_attr.dtype != torch.long or edge_attr.dim() != 2 or edge_attr.size(1) != 2:
+            raise ValueError(
+                f"GINBackbone expects edge_attr long [E, 2] (bond type, direction); got {edge_attr.dtype} "
+                f"{tuple(edge_attr.shape)}"
+            )
+        h = self.atom_type_embedding(x[:, 0]) + self.chirality_embedding(x[:, 1])
+        layer_outputs = []
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
+            h = norm(conv(h, data.edge_index, edge_attr))
+            if i < self.num_layers - 1:
+                h = F.relu(h)
+            h = F.dropout(h, p=self.dropout, training=self.training)
+            layer_outputs.append(h)
+        if self.jk == "sum":
+            return torch.stack(layer_outputs).sum(dim=0)
+        return h
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.dim}, num_layers={self.num_layers}, jk={self.jk!r})"

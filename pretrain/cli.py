@@ -1,0 +1,76 @@
+"""``molchannel pretrain``: LightningCLI over the pre-training module and data module.
+
+Everything a run needs is in its YAML (``configs/pretrain/*.yaml``); any value can be overridden
+on the command line the way Lightning users expect::
+
+    molchannel pretrain --config configs/pretrain/cpu.yaml
+    molchannel pretrain --config configs/pretrain/reference_gin.yaml \\
+        --trainer.devices 4 --trainer.num_nodes 2 --trainer.strategy ddp
+    molchannel pretrain --config configs/pretrain/cpu.yaml --ckpt_path last   # resume
+
+The run folder (``trainer.default_root_dir``) receives the resolved config, CSV metrics and
+checkpoints (``last.ckpt`` for resuming, ``best-*.ckpt`` by validation loss); ``molchannel export``
+turns a checkpoint into a model folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from molchannel.pretrain.checkpointing import AtomicCheckpointIO
+from molchannel.pretrain.data import PretrainDataModule
+from molchannel.pretrain.module import MCLPretrainModule
+
+
+class PretrainCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # sizes that follow from the corpus, so configs cannot get them wrong
+        parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
+        parser.link_arguments("data.featurizer", "model.featurizer", apply_on="instantiate")
+        parser.add_argument(
+            "--ckpt_path",
+            type=str | None,
+            default=None,
+            help="checkpoint to resume from: a path, or 'last' for the run's last.ckpt",
+        )
+
+
+def trainer_defaults() -> dict:
+    """Explicit defaults: best/last checkpoints in the run folder, written atomically.
+
+    The checkpoint callback is always present; configs set the logger and add callbacks
+    (``--trainer.enable_progress_bar false`` silences the progress bar).
+    """
+    return {
+        "callbacks": [
+            ModelCheckpoint(
+                save_last=True, monitor="val/loss", mode="min", save_top_k=1, filename="best-{epoch}-{step}"
+            ),
+        ],
+        "plugins": [AtomicCheckpointIO()],
+        "log_every_n_steps": 10,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cli = PretrainCLI(
+        MCLPretrainModule,
+        PretrainDataModule,
+        run=False,
+        args=list(argv) if argv is not None else None,
+        trainer_defaults=trainer_defaults(),
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"prog": "molchannel pretrain", "description": __doc__},
+        seed_everything_default=0,
+    )
+    trainer = cli.trainer
+    for callback in trainer.checkpoint_callbacks:
+        # one fixed folder per run, so `--ckpt_path last` finds the checkpoint of an earlier attempt
+        if getattr(callback, "dirpath", None) is None:
+            callback.dirpath = os.path.join(trainer.default_root_dir, "checkpoints")
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path, weights_only=True)
+    return 0

@@ -1,0 +1,86 @@
+"""Keep downstream evaluation molecules out of the pre-training corpus.
+
+Following Hu et al. (2020), a corpus molecule whose InChIKey equals that of any molecule in the
+validation or test split of a downstream benchmark is removed before pre-training, so that no
+benchmark figure is inflated by molecules the encoder saw. The held-out keys are computed once
+and cached (keyed on the benchmark files' sha256 and the split settings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from rdkit import Chem
+from rdkit.rdBase import BlockLogs
+
+from molchannel.data.datasets import load_dataset
+from molchannel.data.paths import resolve_cache_dir, write_text_atomic
+from molchannel.data.registry import list_datasets
+from molchannel.data.splits import benchmark_split
+
+log = logging.getLogger(__name__)
+
+LEAKAGE_FORMAT = 1
+
+
+def inchikey(mol: Chem.Mol) -> str:
+    """InChIKey of ``mol`` ("" when InChI cannot describe it, e.g. dummy atoms)."""
+    with BlockLogs():
+        try:
+            return Chem.MolToInchiKey(mol) or ""
+        except Exception:  # InChI rejects some exotic inputs; such molecules simply match nothing
+            return ""
+
+
+def heldout_inchikeys(
+    datasets: Sequence[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> tuple[set[str], dict[str, int]]:
+    """InChIKeys of the validation and test molecules of ``datasets`` (default: every registered one).
+
+    Returns the key set and, per dataset, how many held-out molecules it contributed.
+    """
+    names = list(datasets) if datasets is not None else list_datasets()
+    tables = {name: load_dataset(name, data_dir) for name in names}
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            {n: t.source_sha256 for n, t in sorted(tables.items())} | {"format": LEAKAGE_FORMAT}
+        ).encode()
+    ).hexdigest()[:16]
+    cache = Path(cache_dir) if cache_dir else resolve_cache_dir() / "leakage"
+    cache_file = cache / f"heldout-{fingerprint}.json"
+    if cache_file.is_file():
+        try:
+            cached = json.loads(cache_file.read_text())
+            return set(cached["keys"]), dict(cached["counts"])
+        except (ValueError, KeyError) as exc:
+            log.warning("held-out key cache %s is unreadable (%s); recomputing", cache_file, exc)
+    keys: set[str] = set()
+    counts: dict[str, int] = {}
+    items: Iterable = tables.items()
+    if progress:
+        from tqdm.auto import tqdm
+
+        items = tqdm(items, total=len(tables), desc="held-out molecules", unit="dataset")
+    for name, table in items:
+        split = benchmark_split(table)
+        rows = [int(i) for i in split.valid] + [int(i) for i in split.test]
+        found = {k for k in (_key_of(table.smiles[i]) for i in rows) if k}
+        counts[name] = len(found)
+        keys |= found
+    cache.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(cache_file, json.dumps({"keys": sorted(keys), "counts": counts}))
+    return keys, counts
+
+
+def _key_of(smiles: str) -> str:
+    with BlockLogs():
+        mol = Chem.MolFromSmiles(smiles)
+    return inchikey(mol) if mol is not None else ""
