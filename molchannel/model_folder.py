@@ -19,13 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from molchannel.atomic import atomic_path, write_bytes_atomic
 
 FORMAT_NAME = "molchannel-model"
 FORMAT_VERSION = 1
@@ -45,27 +46,6 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _readable_by_others(path: str | os.PathLike[str]) -> None:
-    """mkstemp creates 0600 files; give the final file the permissions a plain open() would."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    _readable_by_others(tmp)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_model_folder(
     path: str | os.PathLike[str], config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]
 ) -> Path:
@@ -77,18 +57,11 @@ def write_model_folder(
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{WEIGHTS_FILE}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(flat, tmp, metadata={"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION)})
-        _readable_by_others(tmp)
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        save_file(flat, str(tmp), metadata={"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION)})
         digest = sha256_file(tmp)
-        os.replace(tmp, folder / WEIGHTS_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     full = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **config, "weights_sha256": digest}
-    _atomic_write_bytes(folder / CONFIG_FILE, (json.dumps(full, indent=2, sort_keys=False) + "\n").encode())
+    write_bytes_atomic(folder / CONFIG_FILE, (json.dumps(full, indent=2, sort_keys=False) + "\n").encode())
     return folder
 
 

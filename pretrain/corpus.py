@@ -36,10 +36,11 @@ import torch
 from torch_geometric.data import Data
 
 from molchannel import __version__
+from molchannel.atomic import write_text_atomic
 from molchannel.chem.featurizers import FeaturizerSpec, get_featurizer
 from molchannel.chem.smiles import InvalidSmilesError, parse_smiles
 from molchannel.data.cache import GraphPacker, GraphStore, open_graph_store, save_graph_store
-from molchannel.data.paths import sha256_of_file, write_text_atomic
+from molchannel.data.paths import sha256_of_file
 from molchannel.data.smiles_file import read_smiles_file
 from molchannel.pretrain.leakage import inchikey
 from molchannel.pretrain.perturb import make_perturber, perturbation_row

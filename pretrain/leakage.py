@@ -18,8 +18,9 @@ from pathlib import Path
 from rdkit import Chem
 from rdkit.rdBase import BlockLogs
 
+from molchannel.atomic import write_text_atomic
 from molchannel.data.datasets import load_dataset
-from molchannel.data.paths import resolve_cache_dir, write_text_atomic
+from molchannel.data.paths import resolve_cache_dir
 from molchannel.data.registry import list_datasets
 from molchannel.data.splits import benchmark_split
 

@@ -48,6 +48,7 @@ from rdkit import Chem
 from rdkit.rdBase import BlockLogs
 from tqdm.auto import tqdm
 
+from molchannel.atomic import atomic_path, write_text_atomic
 from molchannel.chem.scaffold import murcko_scaffold_smiles, scaffold_atom_indices
 from molchannel.chem.smiles import InvalidSmilesError, parse_smiles
 
@@ -609,14 +610,16 @@ def perturbation_row(
 
 
 def _write_shard_atomically(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with tmp.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+    with (
+        atomic_path(path) as tmp,
+        tmp.open("wb") as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
+    ):
         text = io.TextIOWrapper(gz, encoding="utf-8")
         for row in rows:
             text.write(json.dumps(row, separators=(",", ":")) + "\n")
         text.flush()
         text.detach()
-    os.replace(tmp, path)
 
 
 def read_shard(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -750,9 +753,7 @@ def _write_or_check_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
                 "Use a new output folder, or delete this one to start over."
             )
         return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def precompute_perturbations(

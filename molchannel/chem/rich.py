@@ -71,13 +71,13 @@ ATOM_ONE_HOTS = (
         "chirality",
         (_CT.CHI_UNSPECIFIED, _CT.CHI_TETRAHEDRAL_CW, _CT.CHI_TETRAHEDRAL_CCW, _CT.CHI_OTHER),
         ("unspecified", "CW", "CCW", "other"),
-    ),  # fmt: skip
+    ),
     _one_hot("num_hs", range(5)),
     _one_hot(
         "hybridization",
         (_HT.S, _HT.SP, _HT.SP2, _HT.SP3, _HT.SP3D, _HT.SP3D2),
         ("S", "SP", "SP2", "SP3", "SP3D", "SP3D2"),
-    ),  # fmt: skip
+    ),
     _one_hot("implicit_valence", range(7)),
 )
 ATOM_FLAGS = ("aromatic", "mass/100", "hbond_donor", "hbond_acceptor", "acidic", "basic")
@@ -91,7 +91,7 @@ BOND_ONE_HOTS = (
         "stereo",
         (_BS.STEREONONE, _BS.STEREOANY, _BS.STEREOZ, _BS.STEREOE, _BS.STEREOCIS, _BS.STEREOTRANS),
         ("none", "any", "Z", "E", "cis", "trans"),
-    ),  # fmt: skip
+    ),
 )
 BOND_FLAGS = ("conjugated", "in_ring")
 
@@ -183,6 +183,59 @@ def random_walk_pe(edge_index: np.ndarray, num_nodes: int, walk_length: int) -> 
     return pe
 
 
+def _atom_features(mol: Chem.Mol) -> np.ndarray:
+    num_atoms = mol.GetNumAtoms()
+    x = np.zeros((num_atoms, ATOM_DIM), dtype=np.float32)
+    columns, masses, aromatic = [], [], []
+    # GetAtomWithIdx/GetBondWithIdx: half the cost of iterating GetAtoms()/GetBonds() in RDKit 2026
+    for atom in map(mol.GetAtomWithIdx, range(num_atoms)):
+        columns += (
+            _Z[atom.GetAtomicNum()],
+            _DEGREE[atom.GetTotalDegree()],
+            _CHARGE[atom.GetFormalCharge()],
+            _CHIRALITY[atom.GetChiralTag()],
+            _NUM_HS[atom.GetTotalNumHs()],
+            _HYBRIDIZATION[atom.GetHybridization()],
+            _IMPLICIT_VALENCE[atom.GetValence(_VALENCE_IMPLICIT)],
+        )
+        masses.append(atom.GetMass())
+        aromatic.append(atom.GetIsAromatic())
+    x[np.repeat(np.arange(num_atoms), len(ATOM_ONE_HOTS)), columns] = 1.0
+    x[:, _AROMATIC] = aromatic
+    x[:, _MASS] = np.asarray(masses) * 0.01
+    for column, pattern in _PATTERNS:
+        x[[i for match in mol.GetSubstructMatches(pattern) for i in match], column] = 1.0
+    for ring in mol.GetRingInfo().AtomRings():
+        if RING_SIZES[0] <= len(ring) <= RING_SIZES[-1]:
+            x[list(ring), _RING_START + len(ring) - RING_SIZES[0]] = 1.0
+    return x
+
+
+def _bond_features(mol: Chem.Mol) -> tuple[np.ndarray, np.ndarray]:
+    """Coalesced ``edge_index`` (int64 ``[2, E]``) and ``edge_attr`` (float32 ``[E, BOND_DIM]``)."""
+    bonds = [
+        (
+            b.GetBeginAtomIdx(),
+            b.GetEndAtomIdx(),
+            _BOND_TYPE[b.GetBondType()],
+            _BOND_STEREO[b.GetStereo()],
+            b.GetIsConjugated(),
+            b.IsInRing(),
+        )
+        for b in map(mol.GetBondWithIdx, range(mol.GetNumBonds()))
+    ]
+    table = np.array(bonds, dtype=np.int64).reshape(-1, 6)
+    both_directions = np.concatenate((table, table[:, [1, 0, 2, 3, 4, 5]]))
+    both_directions = both_directions[np.lexsort((both_directions[:, 1], both_directions[:, 0]))]
+    edge_attr = np.zeros((len(both_directions), BOND_DIM), dtype=np.float32)
+    rows = np.arange(len(both_directions))
+    edge_attr[rows, both_directions[:, 2]] = 1.0
+    edge_attr[rows, both_directions[:, 3]] = 1.0
+    edge_attr[:, _CONJUGATED] = both_directions[:, 4]
+    edge_attr[:, _IN_RING] = both_directions[:, 5]
+    return np.ascontiguousarray(both_directions[:, :2].T), edge_attr
+
+
 class RichFeaturizer:
     """Float one-hot atom/bond features plus random-walk positional encoding (see module docstring)."""
 
@@ -200,61 +253,12 @@ class RichFeaturizer:
         return self.walk_length
 
     def featurize_mol(self, mol: Chem.Mol) -> Data:
-        num_atoms = mol.GetNumAtoms()
-        x = np.zeros((num_atoms, ATOM_DIM), dtype=np.float32)
-        columns, masses, aromatic = [], [], []
-        # GetAtomWithIdx/GetBondWithIdx: half the cost of iterating GetAtoms()/GetBonds() in RDKit 2026
-        for atom in map(mol.GetAtomWithIdx, range(num_atoms)):
-            columns += (
-                _Z[atom.GetAtomicNum()],
-                _DEGREE[atom.GetTotalDegree()],
-                _CHARGE[atom.GetFormalCharge()],
-                _CHIRALITY[atom.GetChiralTag()],
-                _NUM_HS[atom.GetTotalNumHs()],
-                _HYBRIDIZATION[atom.GetHybridization()],
-                _IMPLICIT_VALENCE[atom.GetValence(_VALENCE_IMPLICIT)],
-            )
-            masses.append(atom.GetMass())
-            aromatic.append(atom.GetIsAromatic())
-        x[np.repeat(np.arange(num_atoms), len(ATOM_ONE_HOTS)), columns] = 1.0
-        x[:, _AROMATIC] = aromatic
-        x[:, _MASS] = np.asarray(masses) * 0.01
-        for column, pattern in _PATTERNS:
-            matched = [i for match in mol.GetSubstructMatches(pattern) for i in match]
-            x[matched, column] = 1.0
-        for ring in mol.GetRingInfo().AtomRings():
-            if RING_SIZES[0] <= len(ring) <= RING_SIZES[-1]:
-                x[list(ring), _RING_START + len(ring) - RING_SIZES[0]] = 1.0
-
-        bonds = [
-            (
-                b.GetBeginAtomIdx(),
-                b.GetEndAtomIdx(),
-                _BOND_TYPE[b.GetBondType()],
-                _BOND_STEREO[b.GetStereo()],
-                b.GetIsConjugated(),
-                b.IsInRing(),
-            )
-            for b in map(mol.GetBondWithIdx, range(mol.GetNumBonds()))
-        ]
-        table = np.array(bonds, dtype=np.int64).reshape(-1, 6)
-        src = np.concatenate((table[:, 0], table[:, 1]))
-        dst = np.concatenate((table[:, 1], table[:, 0]))
-        order = np.lexsort((dst, src))
-        edge_index = np.stack((src[order], dst[order]))
-        per_edge = np.concatenate((table, table))[order]
-        edge_attr = np.zeros((len(order), BOND_DIM), dtype=np.float32)
-        rows = np.arange(len(order))
-        edge_attr[rows, per_edge[:, 2]] = 1.0
-        edge_attr[rows, per_edge[:, 3]] = 1.0
-        edge_attr[:, _CONJUGATED] = per_edge[:, 4]
-        edge_attr[:, _IN_RING] = per_edge[:, 5]
-        pe = random_walk_pe(edge_index, num_atoms, self.walk_length)
+        edge_index, edge_attr = _bond_features(mol)
         return new_graph(
-            x=torch.from_numpy(x),
+            x=torch.from_numpy(_atom_features(mol)),
             edge_index=torch.from_numpy(edge_index),
             edge_attr=torch.from_numpy(edge_attr),
-            pe=torch.from_numpy(pe),
+            pe=torch.from_numpy(random_walk_pe(edge_index, mol.GetNumAtoms(), self.walk_length)),
         )
 
     def __call__(self, smiles: str) -> Data:

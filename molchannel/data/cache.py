@@ -15,13 +15,11 @@ moved into place with ``os.replace``, so readers never see a half-written cache.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +33,11 @@ from safetensors.torch import load_file, save_file
 from torch_geometric.data import Data
 
 import molchannel
+from molchannel.atomic import atomic_path, write_text_atomic
 from molchannel.chem.featurizers import FeaturizerSpec
 from molchannel.chem.smiles import InvalidRecord, InvalidSmilesError, parse_smiles
 from molchannel.data.datasets import MoleculeTable
-from molchannel.data.paths import sha256_of_file, write_text_atomic
+from molchannel.data.paths import sha256_of_file
 
 logger = logging.getLogger(__name__)
 
@@ -254,17 +253,10 @@ def save_graph_store(
     manifest_path: Path,
 ) -> None:
     """Write a graph store (tensors + manifest with its sha256), each file atomically."""
-    data_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=data_path.parent, prefix=f".{data_path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp_name)
-        checksum = sha256_of_file(tmp_name)
-        size = os.path.getsize(tmp_name)
-        os.replace(tmp_name, data_path)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
+    with atomic_path(data_path) as tmp:
+        save_file(tensors, str(tmp))
+        checksum = sha256_of_file(tmp)
+        size = os.path.getsize(tmp)
     manifest = {
         "key": key,
         "file": data_path.name,

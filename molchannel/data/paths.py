@@ -22,6 +22,8 @@ import urllib.request
 from pathlib import Path
 from typing import Protocol
 
+from molchannel.atomic import write_text_atomic
+
 logger = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "MOLCHANNEL_DATA_DIR"
@@ -131,19 +133,6 @@ def verify_file(path: Path, expected_sha256: str, cache_dir: str | os.PathLike[s
             "(or delete it to re-download)."
         )
     _remember_verified(cache, key, expected_sha256)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never a half-written file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # ---- fetching -----------------------------------------------------------------------------
