@@ -124,7 +124,7 @@ def _annotate(data: Data, mol: Any, token_ids: dict[str, int], counts: Counter, 
     data.scaffold_mask = scaffold_atom_mask(mol).to(torch.uint8)
     data.fp = _packed(morgan_fp(mol, cfg.fp_radius, cfg.fp_bits))
     data.scaffold_fp = _packed(scaffold_fp(mol, cfg.fp_radius, cfg.fp_bits))
-    data.motif = torch.from_numpy(motif_targets(mol))[None]
+    data.motif = torch.from_numpy(motif_targets(mol)).to(torch.float16)[None]  # counts and QED fit float16
 
 
 def _build_shard(task: _ShardTask) -> ShardSummary:

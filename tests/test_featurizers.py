@@ -349,6 +349,8 @@ def test_bulk_raise_names_the_first_bad_row():
     assert info.value.index == 1 and info.value.smiles == "not a smiles"
     with pytest.raises(ValueError, match="on_invalid"):
         featurize_smiles(ROWS, BASIC, on_invalid="ignore")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="on_invalid"):
+        iter_featurized(ROWS, BASIC, on_invalid="ignore")  # type: ignore[arg-type]  # fails before iterating
 
 
 def test_bulk_works_with_featurizers_without_batch_method():

@@ -73,10 +73,15 @@ def iter_featurized(
     ``index`` of its invalid records count from the start of the whole stream, so chunks can be
     written out and concatenated without bookkeeping.
     """
-    check_on_invalid(on_invalid)
+    check_on_invalid(on_invalid)  # here, not in the generator, so that a bad argument fails at once
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
-    iterator = iter(smiles)
+    return _iter_chunks(iter(smiles), featurizer, on_invalid, chunk_size, log)
+
+
+def _iter_chunks(
+    iterator: Iterator[object], featurizer: Featurizer, on_invalid: OnInvalid, chunk_size: int, log: bool
+) -> Iterator[FeaturizedSmiles]:
     start = rejected = 0
     while chunk := list(islice(iterator, chunk_size)):
         result = _featurize_chunk(chunk, start, featurizer, on_invalid)

@@ -149,11 +149,11 @@ def _smiles_sha256(smiles: Sequence[str]) -> str:
 
 # ---- building ------------------------------------------------------------------------------
 def _narrowest_int(t: torch.Tensor) -> torch.Tensor:
-    """The tensor in the narrowest of int16/int32 that holds it (atom indices and vocab ids are small)."""
-    if t.dtype not in (torch.int64, torch.int32) or t.numel() == 0:
+    """The tensor in the narrowest of uint8/int16/int32 that holds it (codes and atom indices are small)."""
+    if t.dtype not in (torch.int64, torch.int32, torch.int16) or t.numel() == 0:
         return t
     lo, hi = int(t.min()), int(t.max())
-    for dtype in (torch.int16, torch.int32):
+    for dtype in (torch.uint8, torch.int16, torch.int32):
         info = torch.iinfo(dtype)
         if info.min <= lo and hi <= info.max:
             return t.to(dtype)
