@@ -79,6 +79,12 @@ def measure(recipe: str, corpus: str, precision: str, steps: int, batch: int, th
     }
 
 
+def torch_cpu_capability() -> str:
+    import torch
+
+    return f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -88,7 +94,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--molecules", type=int, default=1000, help="corpus size prepared for the benchmark")
-    parser.add_argument("--precision", nargs="+", default=["32-true", "bf16-mixed"])
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        default=None,
+        help="default: 32-true, plus bf16-mixed where the CPU has native bfloat16 (AVX512-BF16/AMX)",
+    )
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES))
     parser.add_argument("--output", default=None, help="write the results as JSON here")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)  # recipe, corpus, precision
@@ -99,6 +110,10 @@ def main() -> None:
         return
     if not args.data_dir:
         parser.error("give --data-dir or set MOLCHANNEL_DATA_DIR")
+    if args.precision is None:
+        from molchannel.pretrain.cli import cpu_supports_bf16
+
+        args.precision = ["32-true", "bf16-mixed"] if cpu_supports_bf16() else ["32-true"]
     from molchannel.pretrain.corpus import CorpusConfig, prepare_corpus
 
     results = []
@@ -135,7 +150,8 @@ def main() -> None:
                 print(f"  {recipe} {precision}: {results[-1]['serial_mol_per_s']:.1f} mol/s", file=sys.stderr)
     print(
         f"Pre-training throughput, batch {args.batch} anchors x (2 + 5 + 5) graphs, "
-        f"{args.threads} torch threads, 1 process, {platform.machine()} CPU\n"
+        f"{args.threads} torch threads, 1 process, {platform.machine()} CPU "
+        f"({torch_cpu_capability()})\n"
     )
     print(
         "| recipe | precision | mol/s serial | mol/s overlapped | data share | peak RSS (GB) "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Batch
 
+from molchannel.chem.bulk import iter_featurized
 from molchannel.chem.featurizers import Featurizer, get_featurizer
-from molchannel.chem.smiles import InvalidRecord, InvalidSmilesError, check_on_invalid, parse_smiles
+from molchannel.chem.smiles import InvalidRecord, check_on_invalid
 from molchannel.model_folder import (
     ModelFolderError,
     load_state_strict,
@@ -146,23 +147,16 @@ class MolChannelModel:
     def _batches(
         self, smiles: Sequence[object], batch_size: int, on_invalid: str, report: EmbedReport
     ) -> Iterator[tuple[list[int], Batch]]:
-        """Featurize ``smiles`` lazily; yield (input rows, PyG batch) for the valid rows."""
-        rows: list[int] = []
-        graphs: list[Data] = []
-        for i, s in enumerate(smiles):
-            try:
-                graphs.append(self.featurizer.featurize_mol(parse_smiles(s, i)))
-            except InvalidSmilesError as err:
-                if on_invalid == "raise":
-                    raise
-                report.invalid.append(InvalidRecord(i, str(s), err.reason))
-                continue
-            rows.append(i)
-            if len(graphs) == batch_size:
-                yield rows, Batch.from_data_list(graphs)
-                rows, graphs = [], []
-        if graphs:
-            yield rows, Batch.from_data_list(graphs)
+        """Featurize ``smiles`` lazily, ``batch_size`` inputs at a time; yield (input rows, PyG batch).
+
+        Uses the featurizer's bulk path (about twice as fast as one ``featurize_mol`` per SMILES);
+        invalid rows are recorded in ``report`` (or raised, under ``on_invalid="raise"``).
+        """
+        policy = "raise" if on_invalid == "raise" else "skip"
+        for chunk in iter_featurized(smiles, self.featurizer, policy, chunk_size=batch_size, log=False):
+            report.invalid.extend(chunk.invalid)
+            if chunk.graphs:
+                yield chunk.indices, Batch.from_data_list(chunk.graphs)
 
     @torch.inference_mode()
     def embed(
@@ -192,23 +186,48 @@ class MolChannelModel:
         Returns:
             float32 numpy array (and the report when asked).
         """
+        if channel not in ("mix", "all", *self.channels):
+            raise ValueError(f"channel must be 'mix', 'all' or one of {self.channels}, got {channel!r}")
+        width = (len(self.channels), self.embedding_dim) if channel == "all" else (self.embedding_dim,)
+        return self._map_batches(
+            smiles,
+            lambda batch: self._embed_batch(batch, channel),
+            width,
+            batch_size,
+            device,
+            on_invalid,
+            progress,
+            return_report,
+            "embedding",
+        )
+
+    def _map_batches(
+        self,
+        smiles: str | Sequence[object],
+        fn: Callable[[Batch], np.ndarray],
+        width: tuple[int, ...],
+        batch_size: int,
+        device: str | torch.device | None,
+        on_invalid: str,
+        progress: bool,
+        return_report: bool,
+        desc: str,
+    ) -> np.ndarray | tuple[np.ndarray, EmbedReport]:
+        """Run ``fn`` on featurized batches; rows aligned with the input under the invalid policy."""
         single = isinstance(smiles, str)
         items: Sequence[object] = [smiles] if single else smiles
         check_on_invalid(on_invalid)
-        if channel not in ("mix", "all", *self.channels):
-            raise ValueError(f"channel must be 'mix', 'all' or one of {self.channels}, got {channel!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if device is not None:
             self.to(device)
         n = len(items)
-        shape = (n, len(self.channels), self.embedding_dim) if channel == "all" else (n, self.embedding_dim)
-        out = np.full(shape, np.nan, dtype=np.float32)
+        out = np.full((n, *width), np.nan, dtype=np.float32)
         report = EmbedReport(n_inputs=n)
-        bar = _progress(n, progress, "embedding")
+        bar = _progress(n, progress, desc)
         done = 0
         for rows, batch in self._batches(items, batch_size, on_invalid, report):
-            out[rows] = self._embed_batch(batch.to(self.device), channel)
+            out[rows] = fn(batch.to(self.device))
             report.indices.extend(rows)
             bar.update(rows[-1] + 1 - done)
             done = rows[-1] + 1
@@ -231,6 +250,42 @@ class MolChannelModel:
         else:
             emb = output.channels[channel]
         return emb.float().cpu().numpy()
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        smiles: str | Sequence[object],
+        batch_size: int = 128,
+        device: str | torch.device | None = None,
+        on_invalid: str = "raise",
+        progress: bool = False,
+        return_report: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, EmbedReport]:
+        """Predict the properties of a fine-tuned model: float32 ``[N, T]`` (tasks in :attr:`tasks` order).
+
+        Classification tasks give probabilities, regression tasks values in the original units
+        (the saved target scaler is undone). ``batch_size``, ``device``, ``on_invalid``,
+        ``progress`` and ``return_report`` work as in :meth:`embed`; a single SMILES gives ``[T]``.
+        """
+        head = self.config.get("head")
+        if self.net.head is None or not head:
+            where = f" {self.path}" if self.path else ""
+            raise ValueError(
+                f"model{where} has no prediction head: it only embeds molecules. Fine-tune it on labelled "
+                "data with `molchannel finetune` (see README, 'Fine-tune on your own data') and predict with "
+                "the model/ folder of that run."
+            )
+        return self._map_batches(
+            smiles,
+            lambda batch: head_predictions(self.net(batch), head).float().cpu().numpy(),
+            (len(self.tasks),),
+            batch_size,
+            device,
+            on_invalid,
+            progress,
+            return_report,
+            "predicting",
+        )
 
     @torch.inference_mode()
     def embed_atoms(
@@ -262,6 +317,23 @@ class MolChannelModel:
         return write_model_folder(path, config, self.net.state_dict())
 
 
+def head_predictions(outputs: torch.Tensor, head: dict[str, Any]) -> torch.Tensor:
+    """Head outputs ``[B, T]`` -> predictions: probabilities (classification) or original units.
+
+    ``head`` is the ``config["head"]`` of a model folder: regression outputs are standardised
+    targets, turned back with ``target_mean`` / ``target_std`` when they are recorded.
+    """
+    task_type = head.get("task_type")
+    if task_type == "classification":
+        return torch.sigmoid(outputs)
+    if task_type != "regression":
+        raise ValueError(f"head task_type must be 'classification' or 'regression', got {task_type!r}")
+    mean, std = head.get("target_mean"), head.get("target_std")
+    if mean is None or std is None:
+        return outputs
+    return outputs * outputs.new_tensor(std) + outputs.new_tensor(mean)
+
+
 def build_model_config(
     net_config: NetConfig,
     featurizer: Featurizer,
@@ -290,10 +362,32 @@ def load(
             raise ValueError(f"channels {config['channels']} disagree with the encoder's {encoder_channels}")
         featurizer = get_featurizer(config["featurizer"])
         net = MolChannelNet(NetConfig.from_dict(config["network"]))
+        _check_head(config, net)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFolderError(f"{folder}/config.json does not describe a valid model: {exc}") from exc
     load_state_strict(net, read_weights(folder, config), str(folder))
     return MolChannelModel(net, featurizer, config, path=folder.resolve(), device=resolve_device(device))
+
+
+def _check_head(config: dict[str, Any], net: MolChannelNet) -> None:
+    """The ``head`` section (tasks, task type, scaler) must describe the network's head."""
+    head, net_head = config.get("head"), net.config.head
+    if (head is None) != (net_head is None):
+        raise ValueError(
+            "config 'head' and network.head must both be set (a fine-tuned model) or both be null"
+        )
+    if head is None or net_head is None:
+        return
+    n = net_head.num_tasks
+    if len(head.get("tasks", [])) != n:
+        raise ValueError(f"head lists {len(head.get('tasks', []))} tasks but the network predicts {n}")
+    if head.get("task_type") not in ("classification", "regression"):
+        raise ValueError(
+            f"head task_type must be 'classification' or 'regression', got {head.get('task_type')!r}"
+        )
+    for key in ("target_mean", "target_std"):
+        if head.get(key) is not None and len(head[key]) != n:
+            raise ValueError(f"head {key} has {len(head[key])} values for {n} tasks")
 
 
 def _progress(total: int, enabled: bool, desc: str):  # noqa: ANN202 - tqdm or a no-op
@@ -333,4 +427,4 @@ def init_model(
     return MolChannelModel(net, feat, config)
 
 
-__all__ = ["EmbedReport", "MolChannelModel", "build_model_config", "init_model", "load"]
+__all__ = ["EmbedReport", "MolChannelModel", "build_model_config", "head_predictions", "init_model", "load"]

@@ -10,34 +10,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
-import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
+# The checkpoint writer and the safe loader live in molchannel.training (fine-tuning uses them too);
+# they are re-exported here for existing imports.
+from molchannel.training import AtomicCheckpointIO, load_checkpoint_safely
 
-from molchannel.atomic import atomic_path
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """TorchCheckpointIO that never exposes a partly written checkpoint file."""
-
-    def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: str | os.PathLike[str], storage_options: Any | None = None
-    ) -> None:
-        if storage_options is not None:
-            raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
-        with atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)
-
-
-def load_checkpoint_safely(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """``torch.load`` with ``weights_only=True`` and a clear error for a non-checkpoint file."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(
-            f"{path} is not a molchannel training checkpoint that loads safely (weights_only): {exc}"
-        ) from exc
+__all__ = ["AtomicCheckpointIO", "find_checkpoint", "load_checkpoint_safely"]
 
 
 def find_checkpoint(run: str | os.PathLike[str]) -> Path:

@@ -15,15 +15,39 @@ turns a checkpoint into a model folder.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from molchannel.pretrain.checkpointing import AtomicCheckpointIO
 from molchannel.pretrain.data import PretrainDataModule
 from molchannel.pretrain.module import MCLPretrainModule
+
+log = logging.getLogger(__name__)
+
+
+def cpu_supports_bf16() -> bool:
+    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere it is emulated."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def warn_on_slow_precision(trainer) -> None:  # noqa: ANN001 - a lightning Trainer
+    """bf16 autocast on a CPU without bf16 units runs several times slower than fp32: say so."""
+    precision = str(getattr(trainer, "precision", ""))
+    on_cpu = type(trainer.accelerator).__name__ == "CPUAccelerator"
+    if on_cpu and precision.startswith("bf16") and not cpu_supports_bf16():
+        log.warning(
+            "--trainer.precision %s on a CPU without native bfloat16 (no AVX512-BF16/AMX): bf16 is emulated "
+            "and much slower than fp32 here; use --trainer.precision 32-true",
+            precision,
+        )
 
 
 class PretrainCLI(LightningCLI):
@@ -68,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed_everything_default=0,
     )
     trainer = cli.trainer
+    warn_on_slow_precision(trainer)
     for callback in trainer.checkpoint_callbacks:
         # one fixed folder per run, so `--ckpt_path last` finds the checkpoint of an earlier attempt
         if getattr(callback, "dirpath", None) is None:

@@ -38,11 +38,9 @@ def _smooth(points: list[tuple[int, float]], window: int) -> list[tuple[int, flo
 
 def plot_losses(run_dir: str | os.PathLike[str], output: str | os.PathLike[str], title: str = "") -> Path:
     """One panel per loss term: training (per step, smoothed) and validation curves."""
-    import matplotlib
+    from molchannel.training import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     metrics = read_metrics(run_dir)
     terms = [t for t in TERMS if f"train/{t}_step" in metrics or f"val/{t}" in metrics]
     cols = 4

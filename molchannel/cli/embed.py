@@ -12,19 +12,19 @@ Example:
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from molchannel.api import load
-from molchannel.chem.smiles import ON_INVALID_CHOICES, InvalidRecord
+from molchannel.chem.smiles import ON_INVALID_CHOICES
+from molchannel.cli.common import map_in_chunks, report_invalid
 from molchannel.data.smiles_file import read_smiles_file
 
 log = logging.getLogger("molchannel.embed")
-CHUNK = 8192  # rows embedded per call, so huge files stream into the output file
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,14 +45,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help='"cpu" (default), "cuda", "cuda:1" or "auto"')
 
 
-def write_invalid_report(path: Path, invalid: list[InvalidRecord]) -> None:
-    with open(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
-        w = csv.writer(fh)
-        w.writerow(["index", "smiles", "reason"])
-        for rec in invalid:
-            w.writerow([rec.index, rec.smiles, rec.reason])
-
-
 def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     suffix = out.suffix.lower()
@@ -63,26 +55,19 @@ def run(args: argparse.Namespace) -> int:
     if not model.info()["pretrained"]:
         log.warning("model %s is not pre-trained: its embeddings are from random weights", args.model)
     n = len(table)
-    shape: tuple[int, ...] = (n, model.embedding_dim)
+    width: tuple[int, ...] = (model.embedding_dim,)
     if args.channel == "all":
-        shape = (n, len(model.channels), model.embedding_dim)
-    emb = np.full(shape, np.nan, dtype=np.float32)
-    kept: list[int] = []
-    invalid: list[InvalidRecord] = []
-    from tqdm.auto import tqdm
+        width = (len(model.channels), model.embedding_dim)
+
+    def embed_chunk(chunk: list[str], policy: str) -> Any:
+        return model.embed(
+            chunk, channel=args.channel, batch_size=args.batch_size, on_invalid=policy, return_report=True
+        )
 
     start = time.perf_counter()
-    with tqdm(total=n, unit="mol", desc="embedding", disable=args.quiet, dynamic_ncols=True) as bar:
-        for lo in range(0, n, CHUNK):
-            chunk = table.smiles[lo : lo + CHUNK]
-            policy = "raise" if args.on_invalid == "raise" else "nan"
-            part, report = model.embed(
-                chunk, channel=args.channel, batch_size=args.batch_size, on_invalid=policy, return_report=True
-            )
-            emb[lo : lo + len(chunk)] = part
-            kept.extend(lo + i for i in report.indices)
-            invalid.extend(InvalidRecord(lo + r.index, r.smiles, r.reason) for r in report.invalid)
-            bar.update(len(chunk))
+    emb, kept, invalid = map_in_chunks(
+        embed_chunk, table.smiles, width, args.on_invalid, args.quiet, "embedding"
+    )
     elapsed = time.perf_counter() - start
     rows = np.asarray(kept if args.on_invalid == "skip" else range(n), dtype=np.int64)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -92,12 +77,7 @@ def run(args: argparse.Namespace) -> int:
         _write_parquet(
             out, table.smiles, rows, emb, set(kept), model.channels if args.channel == "all" else None
         )
-    sidecar = out.with_name(out.name + ".invalid.csv")
-    if invalid:
-        write_invalid_report(sidecar, invalid)
-        log.warning("%d of %d molecules were invalid; see %s", len(invalid), n, sidecar)
-    elif sidecar.exists():
-        sidecar.unlink()  # a stale report from an earlier run would mislead
+    report_invalid(out, invalid, n)
     log.info(
         "embedded %d molecules in %.1f s (%.0f mol/s) -> %s",
         n - len(invalid),

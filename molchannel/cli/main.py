@@ -12,18 +12,24 @@ import sys
 from collections.abc import Sequence
 
 from molchannel import __version__
-from molchannel.cli import embed, export, info, prepare
+from molchannel.cli import benchmark, embed, export, info, predict, prepare
 
 # name -> module with add_arguments(parser) and run(args) -> int
 COMMANDS = {
     "embed": embed,
+    "predict": predict,
     "info": info,
     "prepare": prepare,
     "export": export,
+    "benchmark": benchmark,
 }
 # Commands with their own parsers (LightningCLI, ...): everything after the name is theirs.
 PASSTHROUGH = {
     "pretrain": ("molchannel.pretrain.cli", "pre-train a multi-channel encoder (LightningCLI; see --help)"),
+    "finetune": (
+        "molchannel.finetune.cli",
+        "fine-tune a model on a benchmark or your own CSV, with prompt selection (see --help)",
+    ),
     "perturb": (
         "molchannel.pretrain.perturb",
         "precompute scaffold-invariant perturbations (CReM or side-chain)",

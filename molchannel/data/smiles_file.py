@@ -26,6 +26,8 @@ class SmilesTable:
     smiles: list[str]
     smiles_col: str | None = None
     columns: dict[str, list[str]] = field(default_factory=dict)
+    header: list[str] = field(default_factory=list)
+    """All column names in file order, the SMILES column included (empty for .smi files)."""
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -91,4 +93,4 @@ def read_smiles_file(path: str | os.PathLike[str], smiles_col: str | None = None
             for h, v in zip(header, row, strict=False):
                 columns[h].append(v)
     smiles = columns.pop(col)
-    return SmilesTable(smiles, col, columns)
+    return SmilesTable(smiles, col, columns, list(header))

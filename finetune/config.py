@@ -1,0 +1,283 @@
+"""Fine-tuning configuration: plain-value dataclasses that round-trip through YAML.
+
+The defaults below are ``configs/finetune/base.yaml`` (a test keeps the two equal); a dataset file
+such as ``configs/finetune/bbbp.yaml`` holds only what differs. Learning rates, temperature and
+gradient clipping default to the MCL reference's BBBP recipe (Adam, weight decay 1e-6, cosine
+annealing per epoch to eta_min 1e-4, batch 32; METHOD.md section 6).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROMPT_INITS = ("uniform", "given", "rogi")
+SPLITS = ("auto", "scaffold", "random_scaffold", "random")
+TASK_TYPES = ("classification", "regression")
+
+
+@dataclass
+class DataConfig:
+    """Which molecules, how they are split, how they are batched.
+
+    Args:
+        dataset: registered benchmark (``molchannel.data.list_datasets()``).
+        path: your own CSV/TSV (optionally .gz) instead of ``dataset``; needs ``task_type``.
+        smiles_col: SMILES column of ``path``.
+        targets: label columns of ``path`` (null: every column but the SMILES column).
+        task_type: classification or regression (for ``path``; null for a registered dataset).
+        split: auto (the benchmark's own split: MoleculeNet scaffold 80/10/10, MoleculeACE official
+            test set; a scaffold split for ``path``), scaffold, random_scaffold or random.
+        valid_frac: validation fraction (MoleculeACE auto: of the training rows).
+        test_frac: test fraction of the scaffold/random splits (not used by auto on a benchmark).
+        limit: keep only the first N rows (tests, quick looks).
+        batch_size: molecules per batch.
+        num_workers: DataLoader worker processes.
+        cache_dir: featurized-graph cache (null: $MOLCHANNEL_CACHE_DIR/graphs or ~/.cache/molchannel/graphs).
+    """
+
+    dataset: str | None = "bbbp"
+    path: str | None = None
+    smiles_col: str = "smiles"
+    targets: list[str] | None = None
+    task_type: str | None = None
+    split: str = "auto"
+    valid_frac: float = 0.1
+    test_frac: float = 0.1
+    limit: int | None = None
+    batch_size: int = 32
+    num_workers: int = 0
+    cache_dir: str | None = None
+
+
+@dataclass
+class ModelConfig:
+    """Starting model and prediction head.
+
+    Args:
+        pretrained: model folder to start from, or "default" (the shipped model).
+        scratch: same architecture, random initial weights (the no-pre-training baseline).
+        tau: prompt temperature: channels are mixed with softmax(w / tau).
+        head_hidden: hidden width of the head Linear(D, hidden)-ReLU-Dropout-Linear(hidden, T).
+        dropout: dropout in the head.
+    """
+
+    pretrained: str = "default"
+    scratch: bool = False
+    tau: float = 1.0
+    head_hidden: int = 300
+    dropout: float = 0.0
+
+
+@dataclass
+class PromptConfig:
+    """Initial channel logits w of the prompt selection.
+
+    Args:
+        init: uniform (w = 0), given (``weights``) or rogi (lowest roughness index among
+            ``rogi_candidates`` random candidates and uniform, on the frozen channel embeddings of
+            the training molecules).
+        weights: one logit per channel, in the model's channel order (with init: given).
+        rogi_candidates: random candidates of the ROGI search.
+        rogi_max_molecules: training molecules the ROGI search uses at most (seeded subsample).
+    """
+
+    init: str = "uniform"
+    weights: list[float] | None = None
+    rogi_candidates: int = 50
+    rogi_max_molecules: int = 2000
+
+
+@dataclass
+class OptimConfig:
+    """Optimisation: Adam with three learning rates, cosine annealing per epoch.
+
+    Args:
+        epochs: training epochs; the test metric is reported at the best validation epoch.
+        lr_backbone: learning rate of the GNN backbone (and of unfrozen aggregators).
+        lr_prompt: learning rate of the channel logits w.
+        lr_head: learning rate of the prediction head.
+        weight_decay: Adam weight decay.
+        grad_clip: gradient-norm clipping (null: none).
+        eta_min: floor of the cosine schedule (a group whose learning rate is below it stays constant).
+        freeze_aggregators: keep the pre-trained channel read-outs fixed (the reference does).
+        freeze_backbone: keep the backbone fixed too (a linear probe of the mixed embedding).
+        early_stopping: stop after this many epochs without validation improvement (null: never).
+    """
+
+    epochs: int = 100
+    lr_backbone: float = 3.0e-4
+    lr_prompt: float = 5.0e-4
+    lr_head: float = 5.0e-4
+    weight_decay: float = 1.0e-6
+    grad_clip: float | None = None
+    eta_min: float = 1.0e-4
+    freeze_aggregators: bool = True
+    freeze_backbone: bool = False
+    early_stopping: int | None = None
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning Trainer settings.
+
+    Args:
+        accelerator: cpu, gpu, auto, ...
+        devices: number of devices (1: a run uses one device; run seeds in parallel instead).
+        deterministic: deterministic algorithms (same seed and config give the same metrics).
+        precision: 32-true, bf16-mixed, 16-mixed, ...
+    """
+
+    accelerator: str = "cpu"
+    devices: int = 1
+    deterministic: bool = True
+    precision: str = "32-true"
+
+
+@dataclass
+class FinetuneConfig:
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FinetuneConfig:
+        """Build and validate; unknown keys are an error naming the valid ones."""
+        _check_keys(d, {f.name for f in fields(cls)}, "")
+        sections = {}
+        for f in fields(cls):
+            if f.name == "seed":
+                continue
+            section_cls = SECTIONS[f.name]
+            value = d.get(f.name) or {}
+            if not isinstance(value, dict):
+                raise ValueError(f"config section {f.name!r} must be a mapping, got {value!r}")
+            _check_keys(value, {g.name for g in fields(section_cls)}, f"{f.name}.")
+            sections[f.name] = section_cls(**value)
+        config = cls(seed=int(d.get("seed", 0)), **sections)
+        config.validate()
+        return config
+
+    @property
+    def name(self) -> str:
+        """Dataset name, or the CSV file's stem."""
+        if self.data.dataset:
+            return self.data.dataset
+        return Path(self.data.path or "data").name.split(".")[0]
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` with what to change when values do not fit together."""
+        d, m, p, o = self.data, self.model, self.prompt, self.optim
+        if d.path is not None:
+            d.dataset = None  # your own file replaces the benchmark of a dataset config
+        if d.dataset is None and d.path is None:
+            raise ValueError("set data.dataset (a registered benchmark) or data.path (your CSV file)")
+        if d.path is not None and d.task_type not in TASK_TYPES:
+            raise ValueError(
+                f"data.task_type must be one of {TASK_TYPES} for a user CSV (data.path), got {d.task_type!r}"
+            )
+        if d.task_type is not None and d.task_type not in TASK_TYPES:
+            raise ValueError(f"data.task_type must be one of {TASK_TYPES} or null, got {d.task_type!r}")
+        if d.split not in SPLITS:
+            raise ValueError(f"data.split must be one of {SPLITS}, got {d.split!r}")
+        if not (0 <= d.valid_frac < 1 and 0 <= d.test_frac < 1 and d.valid_frac + d.test_frac < 1):
+            raise ValueError(
+                f"data.valid_frac and data.test_frac must be in [0, 1) with a sum below 1, "
+                f"got {d.valid_frac}, {d.test_frac}"
+            )
+        if d.limit is not None and d.limit < 1:
+            raise ValueError(f"data.limit must be a positive row count or null, got {d.limit}")
+        if d.batch_size < 1 or d.num_workers < 0:
+            raise ValueError(f"data.batch_size must be >= 1 and num_workers >= 0, got {d.batch_size}, "
+                             f"{d.num_workers}")  # fmt: skip
+        if m.tau <= 0 or m.head_hidden < 1 or not 0 <= m.dropout < 1:
+            raise ValueError(
+                f"model.tau must be > 0, head_hidden >= 1 and dropout in [0, 1); "
+                f"got {m.tau}, {m.head_hidden}, {m.dropout}"
+            )
+        if p.init not in PROMPT_INITS:
+            raise ValueError(f"prompt.init must be one of {PROMPT_INITS}, got {p.init!r}")
+        if (p.init == "given") != (p.weights is not None):
+            raise ValueError(
+                "prompt.weights (one logit per channel) goes with prompt.init: given and only with it; "
+                f"got init={p.init!r}, weights={p.weights!r}"
+            )
+        if p.rogi_candidates < 1 or p.rogi_max_molecules < 3:
+            raise ValueError("prompt.rogi_candidates must be >= 1 and prompt.rogi_max_molecules >= 3")
+        if o.epochs < 1:
+            raise ValueError(f"optim.epochs must be >= 1, got {o.epochs}")
+        for name in ("lr_backbone", "lr_prompt", "lr_head", "weight_decay", "eta_min"):
+            if getattr(o, name) < 0:
+                raise ValueError(f"optim.{name} must be >= 0, got {getattr(o, name)}")
+        if o.grad_clip is not None and o.grad_clip <= 0:
+            raise ValueError(f"optim.grad_clip must be positive or null, got {o.grad_clip}")
+        if self.trainer.devices != 1:
+            raise ValueError(
+                f"trainer.devices must be 1, got {self.trainer.devices}: a fine-tuning run uses one device "
+                "(datasets are small); run seeds or datasets in parallel instead"
+            )
+        if o.early_stopping is not None and o.early_stopping < 1:
+            raise ValueError(f"optim.early_stopping must be a patience >= 1 or null, got {o.early_stopping}")
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "prompt": PromptConfig,
+    "optim": OptimConfig,
+    "trainer": TrainerConfig,
+}
+
+
+def _check_keys(d: dict[str, Any], known: set[str], prefix: str) -> None:
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown fine-tuning config key(s) {[prefix + k for k in unknown]}; "
+            f"valid keys{' of ' + prefix.rstrip('.') if prefix else ''}: {sorted(known)}"
+        )
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``override``, section by section (a nested dict merges, anything else replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_config(*paths: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> FinetuneConfig:
+    """Defaults, then each YAML file in turn, then ``overrides`` (a nested dict), validated.
+
+    ``load_config("configs/finetune/bbbp.yaml", overrides={"optim": {"epochs": 5}})``.
+    """
+    merged = FinetuneConfig().to_dict()
+    for path in paths:
+        text = Path(path).read_text(encoding="utf-8")
+        loaded = yaml.safe_load(text) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path} must hold a YAML mapping of config sections")
+        merged = merge(merged, loaded)
+    return FinetuneConfig.from_dict(merge(merged, overrides or {}))
+
+
+def as_config(config: dict[str, Any] | FinetuneConfig) -> FinetuneConfig:
+    """A validated :class:`FinetuneConfig` from itself or from a (possibly partial) nested dict."""
+    if isinstance(config, FinetuneConfig):
+        config.validate()
+        return config
+    return FinetuneConfig.from_dict(merge(FinetuneConfig().to_dict(), config))

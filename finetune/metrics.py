@@ -1,0 +1,108 @@
+"""Losses, metrics and the target scaler of fine-tuning (METHOD.md section 6).
+
+Missing labels are NaN everywhere: losses mask them, metrics skip them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+HIGHER_IS_BETTER = {"roc_auc": True, "rmse": False}
+
+
+def masked_bce_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean binary cross-entropy over the labelled entries (``targets`` NaN = missing)."""
+    mask = ~torch.isnan(targets)
+    if not mask.any():
+        return logits.sum() * 0.0  # keeps the graph; a batch without labels teaches nothing
+    loss = F.binary_cross_entropy_with_logits(logits, torch.nan_to_num(targets), reduction="none")
+    return loss[mask].mean()
+
+
+def masked_mse_loss(outputs: Tensor, targets: Tensor) -> Tensor:
+    """Mean squared error over the labelled entries (``targets`` NaN = missing)."""
+    mask = ~torch.isnan(targets)
+    if not mask.any():
+        return outputs.sum() * 0.0
+    return ((outputs - torch.nan_to_num(targets)) ** 2)[mask].mean()
+
+
+def roc_auc_per_task(targets: np.ndarray, scores: np.ndarray) -> list[float | None]:
+    """ROC-AUC of each task over its labelled rows; ``None`` where the split lacks a class."""
+    from sklearn.metrics import roc_auc_score
+
+    out: list[float | None] = []
+    for t in range(targets.shape[1]):
+        labelled = ~np.isnan(targets[:, t])
+        y = targets[labelled, t]
+        if y.size == 0 or y.min() == y.max():
+            out.append(None)
+            continue
+        out.append(float(roc_auc_score(y, scores[labelled, t])))
+    return out
+
+
+def mean_roc_auc(targets: np.ndarray, scores: np.ndarray) -> float:
+    """ROC-AUC averaged over the tasks that have both classes here (NaN when none has)."""
+    values = [v for v in roc_auc_per_task(targets, scores) if v is not None]
+    return float(np.mean(values)) if values else math.nan
+
+
+def mean_rmse(targets: np.ndarray, predictions: np.ndarray) -> float:
+    """RMSE per task over its labelled rows, averaged over tasks with labels (NaN when none)."""
+    values = []
+    for t in range(targets.shape[1]):
+        labelled = ~np.isnan(targets[:, t])
+        if labelled.any():
+            values.append(float(np.sqrt(np.mean((predictions[labelled, t] - targets[labelled, t]) ** 2))))
+    return float(np.mean(values)) if values else math.nan
+
+
+def score(metric: str, targets: np.ndarray, predictions: np.ndarray) -> float:
+    """``roc_auc`` (predictions are probabilities or logits) or ``rmse`` (original units)."""
+    if metric == "roc_auc":
+        return mean_roc_auc(targets, predictions)
+    if metric == "rmse":
+        return mean_rmse(targets, predictions)
+    raise ValueError(f"unknown metric {metric!r}; expected 'roc_auc' or 'rmse'")
+
+
+def is_better(metric: str, value: float, best: float | None) -> bool:
+    """Strict improvement; NaN never improves, anything beats no best yet."""
+    if math.isnan(value):
+        return best is None
+    if best is None or math.isnan(best):
+        return True
+    return value > best if HIGHER_IS_BETTER[metric] else value < best
+
+
+@dataclass
+class TargetScaler:
+    """Standardisation of regression targets with the training rows' mean and std (per task)."""
+
+    mean: list[float]
+    std: list[float]
+
+    @classmethod
+    def fit(cls, targets: np.ndarray) -> TargetScaler:
+        """From training labels ``[n, T]`` (NaN ignored); a constant or unlabelled task gets std 1."""
+        mean, std = [], []
+        for t in range(targets.shape[1]):
+            y = targets[~np.isnan(targets[:, t]), t].astype(np.float64)
+            m = float(y.mean()) if y.size else 0.0
+            s = float(y.std()) if y.size > 1 else 0.0
+            mean.append(m)
+            std.append(s if s > 1e-12 else 1.0)
+        return cls(mean, std)
+
+    def transform(self, y: Tensor) -> Tensor:
+        return (y - y.new_tensor(self.mean)) / y.new_tensor(self.std)
+
+    def inverse(self, z: Tensor) -> Tensor:
+        return z * z.new_tensor(self.std) + z.new_tensor(self.mean)

@@ -1,0 +1,205 @@
+"""The fine-tuning LightningModule: multi-channel encoder + prompt selection + prediction head.
+
+Three parameter groups with their own learning rates (backbone, prompt logits ``w``, head),
+Adam with weight decay, cosine annealing per epoch and optional gradient clipping (set on the
+Trainer). The pre-trained aggregators are frozen by default; ``freeze_backbone`` gives a linear
+probe. Frozen parts stay in eval mode, so their BatchNorm statistics do not move either.
+
+Each epoch the module evaluates the validation and the test set and appends a row to
+``history`` (saved in checkpoints, so a resumed run keeps its earlier epochs).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from molchannel.api import head_predictions
+from molchannel.finetune.config import OptimConfig
+from molchannel.finetune.metrics import TargetScaler, is_better, masked_bce_loss, masked_mse_loss, score
+from molchannel.nn.model import MolChannelNet, NetConfig
+
+GROUPS = ("backbone", "prompt", "head")
+
+
+class FinetuneModule(L.LightningModule):
+    """Args are plain values (checkpoints load with ``weights_only=True``).
+
+    Args:
+        network: :class:`~molchannel.nn.model.NetConfig` as a dict, with a head.
+        head: the model folder's ``head`` section (tasks, task_type, metric, target_mean/std).
+        optim: :class:`~molchannel.finetune.config.OptimConfig` as a dict.
+    """
+
+    def __init__(self, network: dict[str, Any], head: dict[str, Any], optim: dict[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = MolChannelNet(NetConfig.from_dict(network))
+        if self.net.head is None:
+            raise ValueError("the fine-tuning network needs a head (network.head is null)")
+        self.head_config = head
+        self.task_type: str = head["task_type"]
+        self.metric: str = head["metric"]
+        self.optim_config = OptimConfig(**optim)
+        self.scaler = (
+            TargetScaler(head["target_mean"], head["target_std"]) if self.task_type == "regression" else None
+        )
+        self.history: list[dict[str, float]] = []
+        self.new_best = False
+        self._freeze()
+        self._reset_epoch_state()
+
+    # ---- parameters --------------------------------------------------------------------------
+    def frozen_modules(self) -> list[nn.Module]:
+        frozen: list[nn.Module] = []
+        if self.optim_config.freeze_aggregators:
+            frozen.append(self.net.encoder.aggregators)
+        if self.optim_config.freeze_backbone:
+            frozen.append(self.net.encoder.backbone)
+        return frozen
+
+    def _freeze(self) -> None:
+        for module in self.frozen_modules():
+            module.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> FinetuneModule:
+        super().train(mode)
+        if mode:
+            self._frozen_to_eval()
+        return self
+
+    def _frozen_to_eval(self) -> None:
+        """Frozen parts run in eval mode: no dropout, and BatchNorm keeps its running statistics."""
+        for module in self.frozen_modules():
+            module.eval()
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters by group: backbone (+ unfrozen aggregators), prompt logits, head."""
+        assert self.net.head is not None
+        encoder = [p for p in self.net.encoder.parameters() if p.requires_grad]
+        return {
+            "backbone": encoder,
+            "prompt": [self.net.mixing.weights],
+            "head": list(self.net.head.parameters()),
+        }
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        o = self.optim_config
+        lrs = {"backbone": o.lr_backbone, "prompt": o.lr_prompt, "head": o.lr_head}
+        groups = [
+            {"params": params, "lr": lrs[name], "name": name}
+            for name, params in self.parameter_groups().items()
+            if params
+        ]
+        optimizer = torch.optim.Adam(groups, weight_decay=o.weight_decay)
+        lambdas = [_cosine(g["lr"], o.eta_min, o.epochs) for g in groups]
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # ---- steps -------------------------------------------------------------------------------
+    def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        if self.scaler is not None:
+            return masked_mse_loss(outputs, self.scaler.transform(targets))
+        return masked_bce_loss(outputs, targets)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        outputs = self.net(batch).float()
+        loss = self.loss(outputs, batch.y)
+        size = int(batch.num_graphs)
+        self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=size)
+        self._train_loss_sum += float(loss.detach()) * size
+        self._train_count += size
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        predictions = head_predictions(self.net(batch).float(), self.head_config)
+        self._eval[dataloader_idx][0].append(batch.y.cpu().numpy())
+        self._eval[dataloader_idx][1].append(predictions.cpu().numpy())
+
+    # ---- epoch bookkeeping -------------------------------------------------------------------
+    def _reset_epoch_state(self) -> None:
+        self._train_loss_sum = 0.0
+        self._train_count = 0
+        self._epoch_start: float | None = None
+        self._epoch_t0: float | None = None
+        self._train_time = math.nan
+        self._eval: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {0: ([], []), 1: ([], [])}
+        self._epoch_lrs: dict[str, float] = {}
+
+    def on_train_epoch_start(self) -> None:
+        self._frozen_to_eval()  # Lightning restores per-module modes, but does not call train() itself
+        self._reset_epoch_state()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "set_epoch"):
+            datamodule.set_epoch(self.current_epoch)
+        # Lightning steps epoch schedulers after the last batch, before the evaluation: record the
+        # learning rates this epoch trains with now
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        self._epoch_lrs = {f"lr_{g['name']}": float(g["lr"]) for g in optimizer.param_groups}
+        self._epoch_start = self._epoch_t0 = time.perf_counter()
+
+    def on_validation_epoch_start(self) -> None:
+        if self._epoch_start is not None:
+            self._train_time = time.perf_counter() - self._epoch_start
+            self._epoch_start = None
+        self._eval = {0: ([], []), 1: ([], [])}
+
+    def _collected(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        targets, predictions = self._eval[idx]
+        return np.concatenate(targets), np.concatenate(predictions)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking or not self._eval[0][0]:
+            return
+        valid = score(self.metric, *self._collected(0))
+        test = score(self.metric, *self._collected(1)) if self._eval[1][0] else math.nan
+        best = self.best_row()
+        self.new_best = is_better(self.metric, valid, None if best is None else best["valid_metric"])
+        row: dict[str, float] = {
+            "epoch": float(self.current_epoch + 1),
+            "train_loss": self._train_loss_sum / self._train_count if self._train_count else math.nan,
+            "valid_metric": valid,
+            "test_metric": test,
+            "train_time_s": self._train_time,
+            "epoch_time_s": time.perf_counter() - self._epoch_t0 if self._epoch_t0 is not None else math.nan,
+            "train_molecules": float(self._train_count),
+        }
+        row.update(self._epoch_lrs)
+        for name, p in zip(self.net.channel_names, self.net.mixing.probabilities().tolist(), strict=True):
+            row[f"weight_{name}"] = float(p)
+        self.history.append(row)
+        self.log(f"valid/{self.metric}", valid, prog_bar=True)
+        self.log(f"test/{self.metric}", test)
+
+    def best_row(self) -> dict[str, float] | None:
+        """The history row of the best validation epoch so far (first one on ties)."""
+        best: dict[str, float] | None = None
+        for row in self.history:
+            if is_better(self.metric, row["valid_metric"], None if best is None else best["valid_metric"]):
+                best = row
+        return best
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["finetune_history"] = [dict(row) for row in self.history]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = [dict(row) for row in checkpoint.get("finetune_history", [])]
+
+
+def _cosine(base_lr: float, eta_min: float, epochs: int) -> Any:
+    """LambdaLR factor of cosine annealing from ``base_lr`` to ``min(eta_min, base_lr)`` over ``epochs``."""
+    floor = min(eta_min, base_lr)
+
+    def factor(epoch: int) -> float:
+        if base_lr <= 0:
+            return 1.0
+        progress = min(epoch, epochs) / epochs
+        return (floor + (base_lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))) / base_lr
+
+    return factor

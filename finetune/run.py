@@ -1,0 +1,451 @@
+"""``run_finetune``: one fine-tuning run from config to run folder and exported model.
+
+Run folder::
+
+    config.yaml            the resolved config
+    split.json             row indices of train / valid / test (and excluded rows)
+    prompt_init.json       how the initial channel logits were chosen (ROGI candidates and scores)
+    metrics.csv            one row per epoch: training loss, validation and test metric, learning
+                           rates, channel weights, training time
+    learning_curve.png     loss and metrics per epoch, the selected epoch marked
+    channel_weights.png    softmax(w / tau) per channel at the selected epoch (initial as outlines)
+    test_predictions.csv   test rows: SMILES, labels and predictions at the selected epoch
+    result.json            the FinetuneResult (without the arrays)
+    checkpoints/           last.ckpt (resume) and best.ckpt (selected epoch), Lightning format
+    model/                 model folder with the head: molchannel.load("RUN/model").predict(...)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import yaml
+from lightning.pytorch.callbacks import EarlyStopping
+
+from molchannel import __version__
+from molchannel.api import MolChannelModel, build_model_config, load, resolve_model_path
+from molchannel.atomic import write_text_atomic
+from molchannel.data import MoleculeTable, load_or_build_graphs
+from molchannel.data.splits import Split
+from molchannel.finetune.callbacks import BEST_CHECKPOINT, LAST_CHECKPOINT, EpochProgressBar, RunRecorder
+from molchannel.finetune.config import FinetuneConfig, as_config
+from molchannel.finetune.data import FinetuneDataModule, graph_cache_dir, load_table, make_split
+from molchannel.finetune.metrics import HIGHER_IS_BETTER, TargetScaler
+from molchannel.finetune.module import FinetuneModule
+from molchannel.finetune.prompt import channel_embeddings, initial_weights
+from molchannel.finetune.report import plot_channel_weights, plot_learning_curve, write_metrics_csv
+from molchannel.nn.model import HeadConfig, MolChannelNet, NetConfig
+from molchannel.training import AtomicCheckpointIO, load_checkpoint_safely
+
+log = logging.getLogger("molchannel.finetune")
+
+RESULT_FILE = "result.json"
+
+
+@dataclass
+class FinetuneResult:
+    """Outcome of :func:`run_finetune`. Epochs count from 1."""
+
+    dataset: str
+    seed: int
+    task_type: str
+    metric: str  # "roc_auc" | "rmse"
+    best_epoch: int
+    valid_metric: float
+    test_metric: float
+    test_indices: np.ndarray  # table rows of the test set (with a graph), in split order
+    test_predictions: np.ndarray  # [n_test, T]: probabilities / original units
+    channel_weights: dict[str, float]  # softmax(w / tau) at the best epoch
+    wall_time_s: float
+    train_molecules_per_s: float
+    run_dir: Path
+    model_dir: Path
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Everything but the arrays (which go to test_predictions.csv), as JSON-ready values."""
+        d = {k: v for k, v in asdict(self).items() if k not in ("test_indices", "test_predictions")}
+        d["run_dir"], d["model_dir"] = str(self.run_dir), str(self.model_dir)
+        d["n_test"] = int(len(self.test_indices))
+        return d
+
+
+def run_finetune(
+    config: dict[str, Any] | FinetuneConfig,
+    output_dir: str | Path,
+    resume: bool = False,
+    quiet: bool = False,
+) -> FinetuneResult:
+    """Fine-tune a model folder on one dataset and write the run folder (see module docstring).
+
+    Args:
+        config: a :class:`FinetuneConfig` or a (partial) nested dict of its sections.
+        output_dir: the run folder.
+        resume: continue from ``checkpoints/last.ckpt`` when it exists (a finished run is only
+            re-reported); without a checkpoint the run starts fresh. The config must be the one
+            the run was started with.
+        quiet: no progress bars and only warnings in the log.
+    """
+    started = time.perf_counter()
+    cfg = as_config(config)
+    run_dir = Path(output_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    last = ckpt_dir / LAST_CHECKPOINT
+    _prepare_run_dir(run_dir, cfg, resume, last)
+    resuming = resume and last.is_file()
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    table = load_table(cfg.data)
+    split = make_split(table, cfg)
+    write_text_atomic(run_dir / "split.json", split.to_json() + "\n")
+    base = load(cfg.model.pretrained)
+    if not cfg.model.scratch and not base.info()["pretrained"]:
+        log.warning("model %s is not pre-trained: fine-tuning starts from random encoder weights",
+                    cfg.model.pretrained)  # fmt: skip
+    store = load_or_build_graphs(table, base.featurizer, graph_cache_dir(cfg.data), progress=not quiet)
+    head = _head_section(table, split)
+    net = _initial_net(base, cfg, len(table.target_names))
+
+    datamodule = FinetuneDataModule(
+        store, split, table.targets, cfg.data.batch_size, cfg.data.num_workers, cfg.seed
+    )
+    prompt_record = _prompt_init(cfg, run_dir, net, datamodule, table, resuming)
+    module = FinetuneModule(network=net.config.to_dict(), head=head, optim=asdict(cfg.optim))
+    module.net.load_state_dict(net.state_dict())
+    with _quiet_lightning(quiet):
+        trainer = _trainer(cfg, run_dir, ckpt_dir, head["metric"], quiet)
+        try:
+            trainer.fit(
+                module, datamodule=datamodule, ckpt_path=str(last) if resuming else None, weights_only=True
+            )
+        except RuntimeError as exc:
+            if "deterministic" not in str(exc):
+                raise
+            raise RuntimeError(
+                f"{exc}\nAn operation has no deterministic implementation on {cfg.trainer.accelerator}: set "
+                "trainer.deterministic: false (--trainer.deterministic false) and run again"
+            ) from exc
+    if trainer.interrupted:
+        raise RuntimeError(
+            f"fine-tuning in {run_dir} was interrupted; rerun with resume=True (--resume) to continue "
+            "from the last finished epoch"
+        )
+    device = trainer.strategy.root_device
+    return _finish(
+        cfg, run_dir, ckpt_dir, table, base, module, datamodule, head, prompt_record, started, device
+    )
+
+
+# ---- set-up ------------------------------------------------------------------------------------
+def _prepare_run_dir(run_dir: Path, cfg: FinetuneConfig, resume: bool, last: Path) -> None:
+    """Write config.yaml; refuse to mix runs: resuming needs the same config, a fresh start an empty slot."""
+    config_file = run_dir / "config.yaml"
+    if last.is_file() and not resume:
+        raise ValueError(
+            f"{run_dir} already holds a fine-tuning run ({last}); pass resume=True (--resume) to continue "
+            "or finish it, or choose another output folder"
+        )
+    if resume and last.is_file() and config_file.is_file():
+        saved = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        if saved != cfg.to_dict():
+            diff = _diff(saved, cfg.to_dict())
+            raise ValueError(
+                f"cannot resume {run_dir}: its config.yaml differs from the config given "
+                f"({'; '.join(diff[:8])}). Resume with the same config, or start a new output folder."
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(config_file, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for key in sorted(set(a) | set(b)):
+            out += _diff(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [f"{prefix.rstrip('.')}: {a!r} -> {b!r}"]
+
+
+def _head_section(table: MoleculeTable, split: Split) -> dict[str, Any]:
+    """The model folder's ``head``: tasks, task type, metric and the training rows' target scaler."""
+    mean = std = None
+    if table.task_type == "regression":
+        scaler = TargetScaler.fit(table.targets[split.train])
+        mean, std = scaler.mean, scaler.std
+    return {
+        "tasks": list(table.target_names),
+        "task_type": table.task_type,
+        "metric": table.metric,
+        "target_mean": mean,
+        "target_std": std,
+    }
+
+
+def _initial_net(base: MolChannelModel, cfg: FinetuneConfig, num_tasks: int) -> MolChannelNet:
+    """The base model's architecture with a fresh head; its encoder weights unless ``scratch``."""
+    torch.manual_seed(cfg.seed)
+    net_config = NetConfig(
+        encoder=base.net.config.encoder,
+        tau=cfg.model.tau,
+        head=HeadConfig(num_tasks=num_tasks, hidden_dim=cfg.model.head_hidden, dropout=cfg.model.dropout),
+    )
+    net = MolChannelNet(net_config)
+    if not cfg.model.scratch:
+        net.encoder.load_state_dict(base.net.encoder.state_dict(), strict=True)
+    return net
+
+
+def _prompt_init(
+    cfg: FinetuneConfig,
+    run_dir: Path,
+    net: MolChannelNet,
+    datamodule: FinetuneDataModule,
+    table: MoleculeTable,
+    resuming: bool,
+) -> dict[str, Any]:
+    """Set the initial channel logits of ``net`` (uniform, given or ROGI) and record them in
+    ``prompt_init.json``; a resumed run reads the record (its weights come from the checkpoint)."""
+    prompt_file = run_dir / "prompt_init.json"
+    if resuming and prompt_file.is_file():
+        return json.loads(prompt_file.read_text(encoding="utf-8"))
+    train = datamodule.train_set
+
+    def embed(rows: np.ndarray) -> np.ndarray:
+        return channel_embeddings(net, [train.store[int(train.positions[i])] for i in rows])
+
+    weights, record = initial_weights(
+        cfg.prompt, net.channel_names, cfg.model.tau, cfg.seed, embed=embed, targets=table.targets[train.rows]
+    )
+    with torch.no_grad():
+        net.mixing.weights.copy_(torch.tensor(weights, dtype=net.mixing.weights.dtype))
+    record["initial_weights"] = [float(w) for w in weights]
+    record["initial_probabilities"] = net.mixing.probabilities().tolist()
+    write_text_atomic(prompt_file, json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def _trainer(cfg: FinetuneConfig, run_dir: Path, ckpt_dir: Path, metric: str, quiet: bool) -> L.Trainer:
+    t = cfg.trainer
+    callbacks: list[L.Callback] = [RunRecorder(run_dir, ckpt_dir)]
+    if not quiet:
+        callbacks.append(EpochProgressBar())
+    if cfg.optim.early_stopping is not None:
+        callbacks.append(
+            EarlyStopping(
+                monitor=f"valid/{metric}",
+                mode="max" if HIGHER_IS_BETTER[metric] else "min",
+                patience=cfg.optim.early_stopping,
+                check_finite=False,
+            )
+        )
+    return L.Trainer(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        deterministic=t.deterministic,
+        precision=t.precision,  # type: ignore[arg-type]
+        max_epochs=cfg.optim.epochs,
+        gradient_clip_val=cfg.optim.grad_clip,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(run_dir),
+        logger=False,
+        enable_progress_bar=not quiet,
+        enable_model_summary=False,
+        enable_checkpointing=False,  # RunRecorder writes best.ckpt and last.ckpt itself
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
+
+
+class _quiet_lightning:  # noqa: N801 - used as a context manager
+    """Silence Lightning's info lines and hints about workers (and everything but errors when quiet)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
+
+    def __enter__(self) -> None:
+        self.levels = [lg.level for lg in self.loggers]
+        for lg in self.loggers:
+            lg.setLevel(logging.WARNING)
+        self.warnings = warnings.catch_warnings()
+        self.warnings.__enter__()
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*number of training batches.*")
+        if self.quiet:
+            warnings.filterwarnings("ignore", module="lightning")
+
+    def __exit__(self, *exc: object) -> None:
+        self.warnings.__exit__(*exc)
+        for lg, level in zip(self.loggers, self.levels, strict=True):
+            lg.setLevel(level)
+
+
+# ---- results -----------------------------------------------------------------------------------
+def _finish(
+    cfg: FinetuneConfig,
+    run_dir: Path,
+    ckpt_dir: Path,
+    table: MoleculeTable,
+    base: MolChannelModel,
+    module: FinetuneModule,
+    datamodule: FinetuneDataModule,
+    head: dict[str, Any],
+    prompt_record: dict[str, Any],
+    started: float,
+    device: torch.device,
+) -> FinetuneResult:
+    history = module.history
+    best = module.best_row()
+    if best is None:
+        raise RuntimeError(f"fine-tuning in {run_dir} finished without a single evaluated epoch")
+    best_epoch = int(best["epoch"])
+    best_ckpt = load_checkpoint_safely(ckpt_dir / BEST_CHECKPOINT)
+    if int(best_ckpt["epoch"]) + 1 != best_epoch:
+        raise RuntimeError(
+            f"{ckpt_dir / BEST_CHECKPOINT} holds epoch {int(best_ckpt['epoch']) + 1}, but the metrics "
+            f"select epoch {best_epoch}; the run folder is inconsistent: start it again in a new folder"
+        )
+    if not math.isfinite(best["valid_metric"]):
+        log.warning(
+            "the validation %s is undefined in every epoch (e.g. a single class in the validation set), so "
+            "epoch %d is reported; use more data or another split",
+            head["metric"],
+            best_epoch,
+        )
+    state = {k[len("net.") :]: v for k, v in best_ckpt["state_dict"].items() if k.startswith("net.")}
+    module.net.load_state_dict(state, strict=True)
+    test_rows, predictions = _predict(module, datamodule, device)
+    probabilities = module.net.mixing.probabilities().tolist()
+    channels = module.net.channel_names
+    weights = dict(zip(channels, probabilities, strict=True))
+    trained = [r for r in history if math.isfinite(r["train_time_s"]) and r["train_time_s"] > 0]
+    rate = (
+        sum(r["train_molecules"] for r in trained) / sum(r["train_time_s"] for r in trained)
+        if trained
+        else math.nan
+    )
+    name = cfg.name
+    model_dir = run_dir / "model"
+    _export(module, base, head, cfg, name, best, model_dir, prompt_record)
+    write_metrics_csv(run_dir / "metrics.csv", history, head["metric"])
+    _write_test_predictions(run_dir / "test_predictions.csv", table, test_rows, predictions)
+    title = f"{name} (seed {cfg.seed})"
+    plot_learning_curve(run_dir / "learning_curve.png", history, head["metric"], best_epoch, title)
+    plot_channel_weights(
+        run_dir / "channel_weights.png",
+        channels,
+        probabilities,
+        prompt_record.get("initial_probabilities"),
+        f"{title}: channel weights at epoch {best_epoch}",
+    )
+    result = FinetuneResult(
+        dataset=name,
+        seed=cfg.seed,
+        task_type=head["task_type"],
+        metric=head["metric"],
+        best_epoch=best_epoch,
+        valid_metric=float(best["valid_metric"]),
+        test_metric=float(best["test_metric"]),
+        test_indices=test_rows,
+        test_predictions=predictions,
+        channel_weights=weights,
+        wall_time_s=time.perf_counter() - started,
+        train_molecules_per_s=float(rate),
+        run_dir=run_dir,
+        model_dir=model_dir,
+    )
+    payload = {
+        **result.to_json_dict(),
+        "epochs_run": len(history),
+        "prompt_init": prompt_record.get("method"),
+    }
+    write_text_atomic(run_dir / RESULT_FILE, json.dumps(payload, indent=1) + "\n")
+    log.info("%s seed %d: best epoch %d, valid %s %.4f, test %.4f -> %s", name, cfg.seed, best_epoch,
+             head["metric"], result.valid_metric, result.test_metric, run_dir)  # fmt: skip
+    return result
+
+
+@torch.no_grad()
+def _predict(
+    module: FinetuneModule, datamodule: FinetuneDataModule, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """Test-set predictions in eval mode, on the training device, with the batches the evaluation used."""
+    from molchannel.api import head_predictions
+
+    net = module.net.to(device).eval()
+    predictions = []
+    for batch in datamodule.val_dataloader()[1]:
+        outputs = net(batch.to(device)).float()
+        predictions.append(head_predictions(outputs, module.head_config).cpu().numpy())
+    return datamodule.test_set.rows.astype(np.int64), np.concatenate(predictions).astype(np.float32)
+
+
+def _export(
+    module: FinetuneModule,
+    base: MolChannelModel,
+    head: dict[str, Any],
+    cfg: FinetuneConfig,
+    name: str,
+    best: dict[str, float],
+    model_dir: Path,
+    prompt_record: dict[str, Any],
+) -> None:
+    base_prov = base.config.get("provenance", {})
+    pretrained = bool(base_prov.get("pretrained", False)) and not cfg.model.scratch
+    start = "random weights (scratch)" if cfg.model.scratch else str(cfg.model.pretrained)
+    metric = head["metric"]
+    provenance = {
+        "pretrained": pretrained,
+        "finetuned": True,
+        "description": f"fine-tuned on {name} ({head['task_type']}, {metric}) from {start}",
+        "dataset": name,
+        "data_path": cfg.data.path,
+        "seed": cfg.seed,
+        "epochs": cfg.optim.epochs,
+        "epochs_run": len(module.history),
+        "best_epoch": int(best["epoch"]),
+        "metrics": {
+            f"valid_{metric}": float(best["valid_metric"]),
+            f"test_{metric}": float(best["test_metric"]),
+        },
+        "prompt_init": prompt_record.get("method"),
+        "base_model": {
+            "path": str(resolve_model_path(cfg.model.pretrained)),
+            "name": cfg.model.pretrained,
+            "weights_sha256": base.config.get("weights_sha256"),
+            "pretrained": bool(base_prov.get("pretrained", False)),
+            "description": base_prov.get("description", ""),
+        },
+        "scratch": cfg.model.scratch,
+        "finetune_config": cfg.to_dict(),
+        "molchannel_version": __version__,
+        "torch_version": torch.__version__,
+    }
+    net = module.net
+    config = build_model_config(net.config, base.featurizer, provenance, head=head)
+    MolChannelModel(net, base.featurizer, config).save(model_dir)
+
+
+def _write_test_predictions(
+    path: Path, table: MoleculeTable, rows: np.ndarray, predictions: np.ndarray
+) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    names = list(table.target_names)
+    writer.writerow(["row", "smiles", *names, *[f"predicted {n}" for n in names]])
+    for row, pred in zip(rows, predictions, strict=True):
+        labels = ["" if np.isnan(v) else repr(float(v)) for v in table.targets[row]]
+        writer.writerow([int(row), table.smiles[row], *labels, *[repr(float(v)) for v in pred]])
+    write_text_atomic(path, buffer.getvalue())

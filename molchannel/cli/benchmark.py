@@ -1,0 +1,106 @@
+"""Reproduce the benchmark tables: fine-tune on every dataset of a collection over several seeds.
+
+Each (dataset, seed) run is recorded in OUTPUT/records/; rerunning the same command skips finished runs
+(an interrupted benchmark resumes where it stopped) and reruns those whose settings changed. The tables
+are rebuilt from all records: OUTPUT/results.csv (one row per run), summary.csv (mean ± std over seeds),
+results.md (beside the published figures) and results.png.
+
+Examples:
+    molchannel benchmark moleculenet                                 # 11 datasets x seeds 0 1 2
+    molchannel benchmark moleculenet --datasets bbbp bace --seeds 0 --epochs 5
+    molchannel benchmark moleculeace --model my_model --output runs/benchmark/ace-my_model
+    molchannel benchmark moleculenet --scratch --set trainer.accelerator=gpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+COLLECTION_HELP = {
+    # (argparse %-formats help texts, hence %%)
+    "moleculenet": "11 MoleculeNet datasets, scaffold split; ROC-AUC (%%) / RMSE beside the published rows",
+    "moleculeace": "30 MoleculeACE datasets, official split; RMSE, cliff-RMSE beside ECFP + SVM (same run)",
+}
+
+
+def _add_common(p: argparse.ArgumentParser, collection: str) -> None:
+    p.add_argument("--datasets", nargs="+", metavar="NAME", help=f"a subset of the {collection} datasets")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="K", help="default: 0 1 2")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument(
+        "--model", default=None, help='starting model folder or "default" (default: as in the configs)'
+    )
+    start.add_argument("--scratch", action="store_true", help="same architecture from random weights")
+    p.add_argument("--epochs", type=int, default=None, help="override optim.epochs of every config")
+    p.add_argument("--limit", type=int, default=None, help="first N molecules of each dataset (quick looks)")
+    p.add_argument("--output", default=None, help=f"output folder (default: runs/benchmark/{collection})")
+    p.add_argument("--config-dir", default=None, help="fine-tuning configs (default: configs/finetune)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config value, e.g. --set trainer.accelerator=gpu (repeatable)",
+    )
+    p.add_argument("--run-progress", action="store_true", help="also show each run's own progress bars")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first failing run")
+    # SUPPRESS: `molchannel benchmark -q moleculenet` and `... moleculenet --quiet` both work.
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="collection", metavar="COLLECTION", required=True)
+    for name, help_text in COLLECTION_HELP.items():
+        q = sub.add_parser(name, help=help_text, description=help_text)
+        _add_common(q, name)
+        if name == "moleculeace":
+            q.add_argument("--no-baseline", action="store_true", help="skip the ECFP + SVM baseline")
+            q.add_argument(
+                "--baseline-only", action="store_true", help="only the ECFP + SVM baseline, no fine-tuning"
+            )
+            q.add_argument(
+                "--svm-kernel",
+                choices=["rbf", "tanimoto"],
+                default="rbf",
+                help="baseline SVM kernel: rbf (MoleculeACE's, default) or tanimoto",
+            )
+
+
+def run(args: argparse.Namespace) -> int:
+    from molchannel.finetune.benchmark import BenchmarkError, BenchmarkOptions, run_benchmark
+
+    options = BenchmarkOptions(
+        collection=args.collection,
+        datasets=args.datasets,
+        seeds=args.seeds,
+        model=args.model,
+        scratch=args.scratch,
+        epochs=args.epochs,
+        limit=args.limit,
+        output=args.output,
+        config_dir=args.config_dir,
+        overrides=args.overrides,
+        quiet=args.quiet,
+        run_progress=args.run_progress,
+        baseline=not getattr(args, "no_baseline", False),
+        baseline_only=getattr(args, "baseline_only", False),
+        svm_kernel=getattr(args, "svm_kernel", "rbf"),
+        fail_fast=args.fail_fast,
+        command="molchannel " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None,
+    )
+    try:
+        outcome = run_benchmark(options)
+    except BenchmarkError as exc:
+        print((options.output_dir / "results.md").read_text(encoding="utf-8"))
+        print(f"molchannel benchmark: error: {exc}", file=sys.stderr)
+        return 1
+    print(outcome.markdown)
+    done = f"{len(outcome.ran)} run(s) done, {len(outcome.skipped)} already finished"
+    if outcome.baseline_ran or outcome.baseline_skipped:
+        done += f"; ECFP + SVM: {len(outcome.baseline_ran)} computed, {len(outcome.baseline_skipped)} cached"
+    files = ", ".join(str(p) for p in outcome.files.values())
+    print(f"{done}. Wrote {files}", file=sys.stderr)
+    return 0

@@ -1,0 +1,115 @@
+"""Predict properties of the molecules of a file with a fine-tuned model folder.
+
+Input: .smi/.txt (one SMILES per line) or .csv/.tsv with a SMILES column, optionally gzipped.
+Output: .csv (or .tsv) with the input columns, one column per task (probabilities for
+classification, original units for regression) and a ``valid`` column. Rows line up with the
+input; invalid molecules get empty predictions (or are dropped with --on-invalid skip) and are
+listed in OUT.invalid.csv (``out.csv`` -> ``out.invalid.csv``).
+
+Example:
+    molchannel predict -m runs/finetune/bbbp-seed0/model -i molecules.csv -o predictions.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from molchannel.api import load
+from molchannel.atomic import write_text_atomic
+from molchannel.chem.smiles import ON_INVALID_CHOICES
+from molchannel.cli.common import map_in_chunks, report_invalid
+from molchannel.data.smiles_file import SmilesTable, read_smiles_file
+
+log = logging.getLogger("molchannel.predict")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--model", required=True, help="fine-tuned model folder (a run's model/)")
+    p.add_argument("-i", "--input", required=True, help="input .smi/.txt/.csv/.tsv (optionally .gz)")
+    p.add_argument("-o", "--output", required=True, help="output .csv or .tsv")
+    p.add_argument("--smiles-col", default=None, help="SMILES column of a CSV (default: smiles/SMILES/...)")
+    p.add_argument(
+        "--on-invalid",
+        default="nan",
+        choices=ON_INVALID_CHOICES,
+        help="invalid SMILES: empty predictions (default), drop the row, or stop with an error",
+    )
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default=None, help='"cpu" (default), "cuda", "cuda:1" or "auto"')
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    delimiter = {".csv": ",", ".tsv": "\t"}.get(out.suffix.lower())
+    if delimiter is None:
+        raise ValueError(f"output must end in .csv or .tsv, got {out.name!r}")
+    table = read_smiles_file(args.input, args.smiles_col)
+    model = load(args.model, device=args.device)
+    if not model.tasks:
+        raise ValueError(
+            f"model {args.model} has no prediction head: it only embeds molecules. Fine-tune it with "
+            "`molchannel finetune` and pass the run's model/ folder (or use `molchannel embed`)."
+        )
+
+    def predict_chunk(chunk: list[str], policy: str) -> Any:
+        return model.predict(chunk, batch_size=args.batch_size, on_invalid=policy, return_report=True)
+
+    start = time.perf_counter()
+    predictions, kept, invalid = map_in_chunks(
+        predict_chunk, table.smiles, (len(model.tasks),), args.on_invalid, args.quiet, "predicting"
+    )
+    elapsed = time.perf_counter() - start
+    n = len(table)
+    rows = kept if args.on_invalid == "skip" else list(range(n))
+    write_text_atomic(out, _table_text(table, model.tasks, predictions, rows, set(kept), delimiter))
+    report_invalid(out, invalid, n)
+    log.info("predicted %d molecules in %.1f s -> %s", n - len(invalid), elapsed, out)
+    return 0
+
+
+def prediction_columns(input_columns: list[str], tasks: list[str]) -> list[str]:
+    """One column per task, named after it; ``<task>_pred`` where the input already has that name."""
+    names = []
+    for task in tasks:
+        name = task
+        while name in input_columns or name in names or name == "valid":
+            name += "_pred"
+        if name != task:
+            log.warning("the input already has a column %r; its predictions go to %r", task, name)
+        names.append(name)
+    return names
+
+
+def _table_text(
+    table: SmilesTable,
+    tasks: list[str],
+    predictions: np.ndarray,
+    rows: list[int],
+    valid: set[int],
+    delimiter: str,
+) -> str:
+    header = table.header or [table.smiles_col or "smiles"]
+    smiles_col = table.smiles_col or header[0]
+    columns = {smiles_col: table.smiles, **table.columns}
+    task_columns = prediction_columns(header, tasks)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    writer.writerow([*header, *task_columns, "valid"])
+    for i in rows:
+        values = [_text(columns[h][i]) for h in header]
+        scores = ["" if np.isnan(v) else repr(float(v)) for v in predictions[i]]
+        writer.writerow([*values, *scores, i in valid])
+    return buffer.getvalue()
+
+
+def _text(value: str) -> str:
+    """Input cells as read; undecodable bytes (kept as surrogates) are written backslash-escaped."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -1,0 +1,397 @@
+"""Fine-tuning: losses and metrics, ROGI, configs, and whole runs on a few hundred molecules.
+
+Runs use a 2-layer, 32-dim GIN on the first rows of BBBP / ESOL (benchmark data, skipped without
+``MOLCHANNEL_DATA_DIR``) or on a CSV made from the bundled ZINC sample, for 2-3 epochs, with one
+torch thread: results are bitwise reproducible only at a fixed thread count.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+import molchannel
+from molchannel.api import init_model
+from molchannel.cli.main import main
+from molchannel.finetune import FinetuneConfig, load_config, run_finetune
+from molchannel.finetune.metrics import (
+    TargetScaler,
+    masked_bce_loss,
+    masked_mse_loss,
+    mean_roc_auc,
+    roc_auc_per_task,
+    score,
+)
+from molchannel.finetune.module import FinetuneModule
+from molchannel.finetune.rogi import roughness_index, select_prompt_weights
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs" / "finetune"
+RUN_FILES = (
+    "config.yaml",
+    "split.json",
+    "prompt_init.json",
+    "metrics.csv",
+    "learning_curve.png",
+    "channel_weights.png",
+    "test_predictions.csv",
+    "result.json",
+    "checkpoints/last.ckpt",
+    "checkpoints/best.ckpt",
+    "model/config.json",
+    "model/model.safetensors",
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread_private_cache(tmp_path_factory: pytest.TempPathFactory):
+    threads = torch.get_num_threads()
+    old_cache = os.environ.get("MOLCHANNEL_CACHE_DIR")
+    torch.set_num_threads(1)
+    os.environ["MOLCHANNEL_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    torch.set_num_threads(threads)
+    if old_cache is None:
+        os.environ.pop("MOLCHANNEL_CACHE_DIR", None)
+    else:
+        os.environ["MOLCHANNEL_CACHE_DIR"] = old_cache
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2 x 32 GIN standing in for a pre-trained model folder."""
+    model = init_model({"num_layers": 2, "hidden_dim": 32, "aggregator_heads": 4}, seed=123)
+    model.config["provenance"].update(pretrained=True, description="stand-in for a pre-trained model")
+    return model.save(tmp_path_factory.mktemp("models") / "tiny")
+
+
+def _bbbp_config(model: Path, **optim: object) -> dict:
+    return {
+        "data": {"dataset": "bbbp", "limit": 200},
+        "model": {"pretrained": str(model), "head_hidden": 32},
+        "optim": {"epochs": 3, **optim},
+    }
+
+
+@pytest.fixture(scope="module")
+def bbbp_run(data_dir: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    return run_finetune(_bbbp_config(tiny_model), tmp_path_factory.mktemp("runs") / "bbbp", quiet=True)
+
+
+@pytest.fixture(scope="module")
+def esol_run(data_dir: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    config = {
+        "data": {"dataset": "esol", "limit": 150},
+        "model": {"pretrained": str(tiny_model), "head_hidden": 32},
+        "prompt": {"init": "rogi", "rogi_candidates": 10},
+        "optim": {"epochs": 2},
+    }
+    return run_finetune(config, tmp_path_factory.mktemp("runs") / "esol", quiet=True)
+
+
+def _metrics(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "metrics.csv", newline="") as fh:
+        return [{k: v for k, v in row.items() if not k.endswith("_time_s")} for row in csv.DictReader(fh)]
+
+
+# ---- losses, metrics, scaler -----------------------------------------------------------------
+def test_masked_losses_ignore_missing_labels() -> None:
+    logits = torch.tensor([[0.3, -1.0], [2.0, 0.5], [-0.7, 1.5]], requires_grad=True)
+    targets = torch.tensor([[1.0, math.nan], [0.0, 1.0], [math.nan, math.nan]])
+    loss = masked_bce_loss(logits, targets)
+    picked = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.stack([logits[0, 0], logits[1, 0], logits[1, 1]]), torch.tensor([1.0, 0.0, 1.0])
+    )
+    assert torch.isclose(loss, picked)
+    loss.backward()
+    assert logits.grad is not None
+    assert (logits.grad[targets.isnan()] == 0).all() and (logits.grad[~targets.isnan()] != 0).all()
+    mse = masked_mse_loss(torch.tensor([[1.0], [5.0]]), torch.tensor([[3.0], [math.nan]]))
+    assert mse.item() == pytest.approx(4.0)
+    assert masked_bce_loss(logits, torch.full_like(targets, math.nan)).item() == 0.0
+
+
+def test_roc_auc_averages_only_tasks_with_both_classes() -> None:
+    targets = np.array([[1, 0, np.nan], [0, 0, 1], [1, 0, np.nan], [0, np.nan, 0]], dtype=float)
+    scores = np.array([[0.9, 0.1, 0.2], [0.2, 0.3, 0.8], [0.6, 0.2, 0.1], [0.4, 0.5, 0.3]])
+    per_task = roc_auc_per_task(targets, scores)
+    assert per_task == [1.0, None, 1.0]  # task 1 has no positive; task 2 is ranked right on its 2 labels
+    assert mean_roc_auc(targets, scores) == 1.0
+    assert math.isnan(mean_roc_auc(targets[:, 1:2], scores[:, 1:2]))
+    assert score(
+        "rmse", np.array([[1.0], [np.nan], [3.0]]), np.array([[2.0], [9.0], [3.0]])
+    ) == pytest.approx(math.sqrt(0.5))
+
+
+def test_target_scaler_round_trip() -> None:
+    y = np.array([[1.0, 10.0], [3.0, np.nan], [5.0, 30.0]])
+    scaler = TargetScaler.fit(y)
+    assert scaler.mean == pytest.approx([3.0, 20.0]) and scaler.std == pytest.approx([math.sqrt(8 / 3), 10.0])
+    t = torch.tensor([[2.0, 25.0]])
+    assert torch.allclose(scaler.inverse(scaler.transform(t)), t)
+    assert TargetScaler.fit(np.array([[4.0], [4.0]])).std == [1.0]  # constant target: no division by 0
+
+
+# ---- ROGI ------------------------------------------------------------------------------------
+def test_rogi_hand_computed_three_points() -> None:
+    """Points 0, 0.1, 1 on a line. Complete linkage merges {0, 0.1} at 0.1, everything at 1.
+
+    y = (0, 0, 1): the close pair agrees, sigma stays 2*sqrt(2)/3 until t = 0.1, so
+    ROGI = sigma0 - (0.1 * sigma0 + 0.9 * sigma0 / 2) = 0.3 * sqrt(2).
+    y = (0, 1, 0): the close pair disagrees, sigma(0.1) = sqrt(2)/3, ROGI = sqrt(2) * (2/3 - 0.2).
+    """
+    x = np.array([[0.0], [0.1], [1.0]])
+    assert roughness_index(x, np.array([0.0, 0.0, 1.0])) == pytest.approx(0.3 * math.sqrt(2))
+    assert roughness_index(x, np.array([0.0, 1.0, 0.0])) == pytest.approx(math.sqrt(2) * (2 / 3 - 0.2))
+
+
+def test_rogi_smooth_property_scores_lower_than_shuffled() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    smooth = np.sin(2 * x[:, 0]) + 0.05 * rng.normal(size=300)
+    assert roughness_index(x, smooth) < roughness_index(x, rng.permutation(smooth)) - 0.05
+    with_missing = smooth.copy()
+    with_missing[::7] = np.nan  # missing labels are left out, not treated as values
+    assert abs(roughness_index(x, with_missing) - roughness_index(x, smooth)) < 0.05
+
+
+def test_rogi_search_prefers_the_channel_that_explains_the_property() -> None:
+    rng = np.random.default_rng(1)
+    n, d = 200, 8
+    signal = rng.normal(size=(n, d))
+    y = np.sin(2 * signal[:, 0]) + signal[:, 1]
+    stacked = np.stack([rng.normal(size=(n, d)) * 3, signal, rng.normal(size=(n, d)) * 3], axis=1)
+    search = select_prompt_weights(stacked, y[:, None], tau=0.5, n_candidates=30, seed=0)
+    probs = np.exp(np.array(search.weights) / 0.5)
+    probs /= probs.sum()
+    assert probs.argmax() == 1 and probs[1] > 0.5
+    assert search.rogi < search.scores[0]  # better than the uniform candidate, which comes first
+    assert search.candidates[0] == [0.0, 0.0, 0.0] and len(search.scores) == 31
+
+
+# ---- configs ---------------------------------------------------------------------------------
+def test_base_yaml_is_the_defaults_and_dataset_configs_are_current() -> None:
+    assert load_config(CONFIGS / "base.yaml") == FinetuneConfig()
+    spec = importlib.util.spec_from_file_location(
+        "make_finetune_configs", REPO / "scripts/make_finetune_configs.py"
+    )
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--check"]) == 0  # committed files equal what the script writes
+    names = molchannel.data.list_datasets()
+    assert len(names) == 41
+    for name in names:
+        config = load_config(CONFIGS / f"{name}.yaml")
+        assert config.data.dataset == name
+    ace = load_config(CONFIGS / "CHEMBL214_Ki.yaml", overrides={"optim": {"epochs": 5}})
+    assert (ace.model.tau, ace.optim.lr_backbone, ace.optim.epochs) == (0.5, 1.0e-4, 5)
+
+
+def test_config_errors_say_what_to_change() -> None:
+    with pytest.raises(ValueError, match=r"optim\.epoch"):
+        load_config(overrides={"optim": {"epoch": 5}})
+    with pytest.raises(ValueError, match="init: given"):
+        load_config(overrides={"prompt": {"weights": [0.0, 1.0, 0.0]}})
+    with pytest.raises(ValueError, match="task_type"):
+        load_config(overrides={"data": {"path": "my.csv"}})
+    config = load_config(overrides={"data": {"path": "my.csv", "task_type": "regression"}})
+    assert config.data.dataset is None and config.name == "my"  # a file replaces the dataset
+
+
+def test_given_prompt_weights_must_match_the_channels() -> None:
+    from molchannel.finetune import PromptConfig
+    from molchannel.finetune.prompt import initial_weights
+
+    channels = ["molsim", "scaffsim", "context"]
+    with pytest.raises(ValueError, match="3 channels"):
+        initial_weights(PromptConfig(init="given", weights=[1.0, 0.0]), channels, 1.0, 0)
+    weights, record = initial_weights(PromptConfig(init="given", weights=[1, 0, 0]), channels, 1.0, 0)
+    assert weights == [1.0, 0.0, 0.0] and record["method"] == "given"
+
+
+# ---- whole runs ------------------------------------------------------------------------------
+def test_run_folder_has_every_file(bbbp_run) -> None:
+    run = bbbp_run.run_dir
+    missing = [name for name in RUN_FILES if not (run / name).is_file()]
+    assert not missing
+    assert len(_metrics(run)) == 3
+    result = json.loads((run / "result.json").read_text())
+    assert result["best_epoch"] == bbbp_run.best_epoch and result["test_metric"] == bbbp_run.test_metric
+    split = json.loads((run / "split.json").read_text())
+    assert split["method"] == "scaffold" and sorted(split["test"]) == sorted(bbbp_run.test_indices.tolist())
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["data"]["limit"] == 200 and config["optim"]["epochs"] == 3
+    head = json.loads((run / "model/config.json").read_text())["head"]
+    assert head == {"tasks": ["p_np"], "task_type": "classification", "metric": "roc_auc",
+                    "target_mean": None, "target_std": None}  # fmt: skip
+
+
+def test_reported_test_metric_is_that_of_the_best_validation_epoch(bbbp_run) -> None:
+    rows = _metrics(bbbp_run.run_dir)
+    valid = [float(r["valid_roc_auc"]) for r in rows]
+    best = int(np.argmax(valid))  # first maximum
+    assert bbbp_run.best_epoch == best + 1
+    assert bbbp_run.valid_metric == valid[best]
+    assert bbbp_run.test_metric == float(rows[best]["test_roc_auc"])
+    table = molchannel.data.load_dataset("bbbp")
+    recomputed = score("roc_auc", table.targets[bbbp_run.test_indices], bbbp_run.test_predictions)
+    assert recomputed == pytest.approx(bbbp_run.test_metric, abs=1e-9)
+    assert bbbp_run.test_predictions.shape == (len(bbbp_run.test_indices), 1)
+    assert ((bbbp_run.test_predictions > 0) & (bbbp_run.test_predictions < 1)).all()
+    assert sum(bbbp_run.channel_weights.values()) == pytest.approx(1.0)
+    assert bbbp_run.train_molecules_per_s > 0 and bbbp_run.wall_time_s > 0
+
+
+def test_aggregators_frozen_backbone_and_prompt_trained(bbbp_run, tiny_model: Path) -> None:
+    before = load_file(tiny_model / "model.safetensors")
+    after = load_file(bbbp_run.model_dir / "model.safetensors")
+    aggregators = [k for k in before if k.startswith("encoder.aggregators.")]
+    backbone = [k for k in before if k.startswith("encoder.backbone.") and before[k].is_floating_point()]
+    assert aggregators and all(torch.equal(before[k], after[k]) for k in aggregators)
+    assert any(not torch.equal(before[k], after[k]) for k in backbone)
+    assert not torch.equal(after["mixing.weights"], torch.zeros(3))  # the prompt logits were trained
+    assert {k for k in after if k.startswith("head.")}
+
+
+def test_predict_matches_the_run_and_undoes_the_scaler(bbbp_run, esol_run) -> None:
+    for run, name in ((bbbp_run, "bbbp"), (esol_run, "esol")):
+        table = molchannel.data.load_dataset(name)
+        model = molchannel.load(run.model_dir)
+        smiles = [table.smiles[i] for i in run.test_indices]
+        np.testing.assert_allclose(model.predict(smiles), run.test_predictions, rtol=1e-5, atol=1e-6)
+    head = molchannel.load(esol_run.model_dir).config["head"]
+    assert head["task_type"] == "regression" and len(head["target_mean"]) == 1
+    # original units: ESOL log-solubilities, not standardised values around 0
+    assert -8 < esol_run.test_predictions.mean() < 1 and abs(head["target_mean"][0]) > 1
+    prompt = json.loads((esol_run.run_dir / "prompt_init.json").read_text())
+    assert prompt["method"] == "rogi" and len(prompt["scores"]) == 11
+
+
+def test_same_seed_and_config_give_identical_metrics(bbbp_run, tiny_model: Path, tmp_path: Path) -> None:
+    again = run_finetune(_bbbp_config(tiny_model), tmp_path / "again", quiet=True)
+    assert _metrics(again.run_dir) == _metrics(bbbp_run.run_dir)
+    np.testing.assert_array_equal(again.test_predictions, bbbp_run.test_predictions)
+
+
+def test_resume_after_a_crash_continues_to_the_same_result(
+    bbbp_run, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = FinetuneModule.on_train_epoch_start
+
+    def crash_in_third_epoch(self: FinetuneModule) -> None:
+        if self.current_epoch == 2:
+            raise RuntimeError("simulated crash")
+        original(self)
+
+    monkeypatch.setattr(FinetuneModule, "on_train_epoch_start", crash_in_third_epoch)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_finetune(_bbbp_config(tiny_model), tmp_path / "run", quiet=True)
+    assert len(_metrics(tmp_path / "run")) == 2
+    with pytest.raises(ValueError, match="resume"):
+        run_finetune(_bbbp_config(tiny_model), tmp_path / "run", quiet=True)  # no silent restart
+    monkeypatch.setattr(FinetuneModule, "on_train_epoch_start", original)
+    resumed = run_finetune(_bbbp_config(tiny_model), tmp_path / "run", resume=True, quiet=True)
+    assert _metrics(resumed.run_dir) == _metrics(bbbp_run.run_dir)
+    assert resumed.test_metric == bbbp_run.test_metric
+
+
+def test_resume_of_a_finished_run_reports_it_again(bbbp_run, tiny_model: Path) -> None:
+    before = _metrics(bbbp_run.run_dir)
+    again = run_finetune(_bbbp_config(tiny_model), bbbp_run.run_dir, resume=True, quiet=True)
+    assert _metrics(bbbp_run.run_dir) == before
+    assert (again.best_epoch, again.test_metric) == (bbbp_run.best_epoch, bbbp_run.test_metric)
+    with pytest.raises(ValueError, match="optim.epochs"):
+        run_finetune(_bbbp_config(tiny_model, epochs=4), bbbp_run.run_dir, resume=True, quiet=True)
+
+
+def test_linear_probe_keeps_the_backbone(data_dir: Path, tiny_model: Path, tmp_path: Path) -> None:
+    config = _bbbp_config(tiny_model, epochs=2, freeze_backbone=True)
+    config["data"]["limit"] = 120
+    result = run_finetune(config, tmp_path / "probe", quiet=True)
+    before = load_file(tiny_model / "model.safetensors")
+    after = load_file(result.model_dir / "model.safetensors")
+    encoder = [k for k in before if k.startswith("encoder.")]  # BatchNorm running statistics included
+    assert all(torch.equal(before[k], after[k]) for k in encoder)
+    header = (result.run_dir / "metrics.csv").read_text().splitlines()[0]
+    assert "lr_backbone" not in header and "lr_head" in header
+
+
+def test_scratch_starts_from_random_weights(tiny_model: Path) -> None:
+    from molchannel.finetune.run import _initial_net
+
+    base = molchannel.load(tiny_model)
+    pretrained = _initial_net(base, FinetuneConfig.from_dict({"model": {"pretrained": str(tiny_model)}}), 1)
+    scratch = _initial_net(base, FinetuneConfig.from_dict({"model": {"scratch": True}}), 1)
+    reference = base.net.encoder.state_dict()
+    assert all(torch.equal(pretrained.encoder.state_dict()[k], v) for k, v in reference.items())
+    matrices = [
+        k for k, v in reference.items() if v.is_floating_point() and v.dim() == 2
+    ]  # Linear, embeddings
+    assert matrices and not any(torch.equal(scratch.encoder.state_dict()[k], reference[k]) for k in matrices)
+
+
+@pytest.fixture(scope="module")
+def logp_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user CSV without benchmark data: ZINC sample molecules with their Crippen logP."""
+    from rdkit import Chem
+    from rdkit.Chem import Crippen
+
+    smiles = (REPO / "examples" / "zinc_sample.smi").read_text().split()[:120]
+    path = tmp_path_factory.mktemp("csv") / "logp.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "smiles", "logp"])
+        for i, s in enumerate(smiles):
+            writer.writerow([f"mol{i}", s, f"{Crippen.MolLogP(Chem.MolFromSmiles(s)):.3f}"])
+    return path
+
+
+def test_cli_finetunes_a_user_csv_from_scratch(logp_csv: Path, tiny_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["finetune", "--config", str(CONFIGS / "base.yaml"), "--data.path", str(logp_csv),
+            "--data.targets", "[logp]", "--data.task_type", "regression",
+            "--model.pretrained", str(tiny_model), "--model.scratch", "true", "--model.head_hidden", "16",
+            "--optim.epochs", "2", "--output", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    assert all((out / name).is_file() for name in RUN_FILES)
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["data"]["dataset"] is None and config["data"]["targets"] == ["logp"]
+    assert json.loads((out / "split.json").read_text())["method"] == "scaffold"
+    model = molchannel.load(out / "model")
+    assert model.tasks == ["logp"]
+    provenance = model.info()["provenance"]
+    assert provenance["scratch"] is True and provenance["pretrained"] is False
+    assert (
+        provenance["base_model"]["weights_sha256"]
+        == json.loads((tiny_model / "config.json").read_text())["weights_sha256"]
+    )
+    assert (
+        main([*args[:-3], "--output", str(out), "--quiet", "--optim.epochs", "3"]) == 1
+    )  # exists, no --resume
+
+
+def test_cli_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["finetune", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in (
+        "--data.path",
+        "--data.targets",
+        "--model.scratch",
+        "--optim.epochs",
+        "--prompt.init",
+        "--resume",
+    ):
+        assert option in text
