@@ -4,8 +4,8 @@ Quick start::
 
     import molchannel
     model = molchannel.load("default")
-    emb = model.embed(["CCO", "c1ccccc1O"])          # (2, 300) mixed embedding
-    per_channel = model.embed(["CCO"], channel="all")  # (1, K, 300)
+    emb = model.embed(["CCO", "c1ccccc1O"])          # (2, D) mixed embedding
+    per_channel = model.embed(["CCO"], channel="all")  # (1, K, D)
 
 Importing this package stays light: Lightning and the training applications are only
 imported by the ``pretrain`` / ``finetune`` commands.

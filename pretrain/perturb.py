@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import csv
 import gzip
 import hashlib
 import io
@@ -51,6 +50,8 @@ from tqdm.auto import tqdm
 from molchannel.atomic import atomic_path, write_text_atomic
 from molchannel.chem.scaffold import murcko_scaffold_smiles, scaffold_atom_indices
 from molchannel.chem.smiles import InvalidSmilesError, parse_smiles
+from molchannel.data.paths import sha256_of_file
+from molchannel.data.smiles_file import read_smiles_file
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ class CremPerturber(ScaffoldInvariantPerturber):
             "max_size": self.max_size,
             "radius": self.radius,
             "include_scaffold_neighbours": self.include_scaffold_neighbours,
-            "db_sha256": _file_sha256(self.db_path),
+            "db_sha256": sha256_of_file(self.db_path),
         }
 
 
@@ -509,33 +510,12 @@ def _count_lines(src: Path, dst: Path) -> None:
         fh.writelines(f"{n} {line}\n" for line, n in sorted(counts.items()))
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # --------------------------------------------------------------------------------------------------
 # Corpus
 # --------------------------------------------------------------------------------------------------
 def read_smiles(path: str | os.PathLike[str]) -> list[str]:
-    """SMILES of a corpus file, one per row, in file order (``.gz`` is decompressed).
-
-    A CSV whose header names a ``smiles`` column (any case: MOSES ``SMILES``, ``zinc_id,smiles``) is
-    read by that column; otherwise every non-empty line's first whitespace-separated token is a SMILES
-    (``.smi`` files, with or without a trailing name).
-    """
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", newline="") as fh:
-        first = fh.readline()
-        header = [c.strip().lower() for c in next(csv.reader([first]))] if first else []
-        if "smiles" in header:
-            column = header.index("smiles")
-            return [row[column].strip() for row in csv.reader(fh) if row]
-        lines = [first, *fh]
-    return [line.split()[0] for line in lines if line.strip()]
+    """SMILES of a corpus file, one per row, in file order (see :func:`read_smiles_file`)."""
+    return read_smiles_file(path).smiles
 
 
 def corpus_sha256(smiles: Sequence[str]) -> str:

@@ -54,7 +54,8 @@ def _add_common(p: argparse.ArgumentParser, collection: str) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="collection", metavar="COLLECTION", required=True)
     for name, help_text in COLLECTION_HELP.items():
-        q = sub.add_parser(name, help=help_text, description=help_text)
+        # help= is %-formatted by argparse, description= is not
+        q = sub.add_parser(name, help=help_text, description=help_text.replace("%%", "%"))
         _add_common(q, name)
         if name == "moleculeace":
             q.add_argument("--no-baseline", action="store_true", help="skip the ECFP + SVM baseline")
