@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import logging
@@ -12,10 +13,19 @@ from typing import Any
 import numpy as np
 
 from molchannel.atomic import write_text_atomic
-from molchannel.chem.smiles import InvalidRecord
+from molchannel.chem.smiles import ON_INVALID_CHOICES, InvalidRecord
 
 log = logging.getLogger("molchannel.cli")
 CHUNK = 8192  # rows per model call, so the progress bar moves and memory stays bounded
+
+
+def add_input_arguments(p: argparse.ArgumentParser, invalid_help: str) -> None:
+    """Input file, SMILES column, invalid-row policy, batch size and device of a file command."""
+    p.add_argument("-i", "--input", required=True, help="input .smi/.txt/.csv/.tsv (optionally .gz)")
+    p.add_argument("--smiles-col", default=None, help="SMILES column of a CSV (default: smiles/SMILES/...)")
+    p.add_argument("--on-invalid", default="nan", choices=ON_INVALID_CHOICES, help=invalid_help)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default=None, help='"cpu" (default), "cuda", "cuda:1" or "auto"')
 
 
 def sidecar_path(output: str | Path) -> Path:

@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from molchannel.api import load
-from molchannel.chem.smiles import ON_INVALID_CHOICES
-from molchannel.cli.common import map_in_chunks, report_invalid
+from molchannel.cli.common import add_input_arguments, map_in_chunks, report_invalid
 from molchannel.data.smiles_file import read_smiles_file
 
 log = logging.getLogger("molchannel.embed")
@@ -31,18 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-m", "--model", default="default", help='model folder or "default" (default: %(default)s)'
     )
-    p.add_argument("-i", "--input", required=True, help="input .smi/.txt/.csv/.tsv (optionally .gz)")
     p.add_argument("-o", "--output", required=True, help="output .npy or .parquet")
-    p.add_argument("--smiles-col", default=None, help="SMILES column of a CSV (default: smiles/SMILES/...)")
     p.add_argument("--channel", default="mix", help='"mix" (default), a channel name, or "all"')
-    p.add_argument(
-        "--on-invalid",
-        default="nan",
-        choices=ON_INVALID_CHOICES,
-        help="invalid SMILES: NaN row (default), drop the row, or stop with an error",
-    )
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--device", default=None, help='"cpu" (default), "cuda", "cuda:1" or "auto"')
+    add_input_arguments(p, "invalid SMILES: NaN row (default), drop the row, or stop with an error")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,8 +24,7 @@ import numpy as np
 
 from molchannel.api import load
 from molchannel.atomic import write_text_atomic
-from molchannel.chem.smiles import ON_INVALID_CHOICES
-from molchannel.cli.common import map_in_chunks, report_invalid
+from molchannel.cli.common import add_input_arguments, map_in_chunks, report_invalid
 from molchannel.data.smiles_file import SmilesTable, read_smiles_file
 
 log = logging.getLogger("molchannel.predict")
@@ -33,17 +32,8 @@ log = logging.getLogger("molchannel.predict")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--model", required=True, help="fine-tuned model folder (a run's model/)")
-    p.add_argument("-i", "--input", required=True, help="input .smi/.txt/.csv/.tsv (optionally .gz)")
     p.add_argument("-o", "--output", required=True, help="output .csv or .tsv")
-    p.add_argument("--smiles-col", default=None, help="SMILES column of a CSV (default: smiles/SMILES/...)")
-    p.add_argument(
-        "--on-invalid",
-        default="nan",
-        choices=ON_INVALID_CHOICES,
-        help="invalid SMILES: empty predictions (default), drop the row, or stop with an error",
-    )
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--device", default=None, help='"cpu" (default), "cuda", "cuda:1" or "auto"')
+    add_input_arguments(p, "invalid SMILES: empty predictions (default), drop the row, or stop with an error")
 
 
 def run(args: argparse.Namespace) -> int:
