@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import shutil
-import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -52,7 +51,11 @@ Collection = Literal["moleculenet", "moleculeace"]
 COLLECTIONS: tuple[str, ...] = ("moleculenet", "moleculeace")
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2)
 #: Config keys that cannot change a run's numbers; left out of the config hash.
-EXECUTION_ONLY_KEYS: tuple[tuple[str, ...], ...] = (("data", "num_workers"), ("data", "cache_dir"))
+EXECUTION_ONLY_KEYS: tuple[tuple[str, ...], ...] = (
+    ("data", "num_workers"),
+    ("data", "cache_dir"),
+    ("trainer", "tensorboard"),
+)
 RECORD_FORMAT = 1
 
 #: ``runner(config, output_dir, resume=..., quiet=...) -> FinetuneResult`` (``molchannel.finetune.run``).
@@ -264,10 +267,21 @@ def config_hash(material: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def _without_inert_keys(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` less keys that were added later and change nothing at the value they had implicitly
+    before they existed, so that records made before a key was added keep their hash (and are not
+    rerun). ``data.split_col`` (added with ``data.split: column``) is only read by that split."""
+    out = _without(config, EXECUTION_ONLY_KEYS)
+    data = out.get("data")
+    if isinstance(data, dict) and data.get("split") != "column" and data.get("split_col", "split") == "split":
+        data.pop("split_col", None)
+    return out
+
+
 def run_hash(config: Mapping[str, Any], data_sha256: str, weights_sha256: str) -> str:
     """Hash of everything that determines a fine-tuning run's numbers."""
     return config_hash({
-        "config": _without(config, EXECUTION_ONLY_KEYS),
+        "config": _without_inert_keys(config),
         "data_sha256": data_sha256,
         "weights_sha256": weights_sha256,
     })  # fmt: skip
@@ -421,6 +435,16 @@ def _default_runner() -> Runner:
     return run_finetune
 
 
+def _same_config(saved: Any, config: dict[str, Any]) -> bool:
+    """Equal configs, counting keys added since ``saved`` was written as set to their defaults."""
+    from molchannel.finetune.config import as_config
+
+    try:
+        return as_config(saved).to_dict() == as_config(config).to_dict()
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
 def _run_one(
     options: BenchmarkOptions, runner: Runner, dataset: str, seed: int, config: dict[str, Any], hash_: str,
     table: Any | None,
@@ -429,8 +453,8 @@ def _run_one(
     run_dir = run_dir_of(out, dataset, seed)
     marker = read_record(started_path(out, dataset, seed))
     # Resume only an unfinished run of exactly this config (run_finetune checks config.yaml the same way).
-    resume = bool(marker and marker.get("config_hash") == hash_ and marker.get("config") == config)
-    resume = resume and run_dir.is_dir()
+    same = bool(marker) and marker.get("config_hash") == hash_ and _same_config(marker.get("config"), config)
+    resume = same and run_dir.is_dir()
     if run_dir.exists() and not resume:
         log.info(
             "%s seed %d: removing %s (a run of another config, or not resumable)", dataset, seed, run_dir
@@ -513,8 +537,7 @@ def run_benchmark(options: BenchmarkOptions, runner: Runner | None = None) -> Be
     ``runner`` defaults to :func:`molchannel.finetune.run.run_finetune`; tests pass a fake.
     Raises :class:`BenchmarkError` after writing the tables when some runs failed.
     """
-    from tqdm.auto import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
+    from molchannel.progress import progress
 
     datasets = resolve_datasets(options.collection, options.datasets)
     config_dir = Path(options.config_dir) if options.config_dir is not None else default_config_dir()
@@ -553,9 +576,9 @@ def run_benchmark(options: BenchmarkOptions, runner: Runner | None = None) -> Be
             loaded[dataset] = _load_table(dataset, options.limit)
         return loaded[dataset]
 
-    bar = tqdm(total=steps, desc=f"benchmark {options.collection}", unit="run", disable=options.quiet,
-               dynamic_ncols=True, file=sys.stderr)  # fmt: skip
-    with bar, logging_redirect_tqdm():  # log lines print above the bar instead of through it
+    with progress(
+        total=steps, desc=f"benchmark {options.collection}", unit="run", disable=options.quiet
+    ) as bar:
         for dataset in datasets:
             if ace and options.baseline:
                 bar.set_postfix_str(f"{dataset} ECFP+SVM")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import TQDMProgressBar
 
 from molchannel.finetune.report import write_metrics_csv
 
@@ -17,11 +16,29 @@ class RunRecorder(L.Callback):
     """After each epoch's evaluation: ``best.ckpt`` when the validation metric improved, then
     ``last.ckpt`` and ``metrics.csv``, each written atomically, so a running job can be watched and
     resumed. (Lightning's ModelCheckpoint writes ``last.ckpt`` only together with a top-k file and
-    renames it when one exists already, which resuming cannot rely on.)"""
+    renames it when one exists already, which resuming cannot rely on.)
 
-    def __init__(self, run_dir: str | Path, checkpoint_dir: str | Path) -> None:
+    With ``patience`` it also stops the run after that many epochs without a better validation metric,
+    counted from the epoch history that every checkpoint holds, so a resumed run stops where an
+    uninterrupted one does. (Lightning's EarlyStopping keeps its own state, updated only after
+    ``last.ckpt`` is written, and a run resumed from ``last.ckpt`` replays the epoch's end, where
+    EarlyStopping fails for want of the metric that only the previous process logged.)
+    """
+
+    def __init__(self, run_dir: str | Path, checkpoint_dir: str | Path, patience: int | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.checkpoint_dir = Path(checkpoint_dir)
+        self.patience = patience
+
+    def _stop_early(self, pl_module: L.LightningModule) -> bool:
+        if self.patience is None:
+            return False
+        return pl_module.epochs_without_improvement() >= self.patience  # type: ignore[attr-defined,operator]
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # resumed from the checkpoint of the epoch that stopped the run: stop again rather than train on
+        if self._stop_early(pl_module):
+            trainer.should_stop = True
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not getattr(pl_module, "history", None):
@@ -31,17 +48,11 @@ class RunRecorder(L.Callback):
             pl_module.new_best = False  # type: ignore[attr-defined]
         trainer.save_checkpoint(self.checkpoint_dir / LAST_CHECKPOINT, weights_only=False)
         write_metrics_csv(self.run_dir / "metrics.csv", pl_module.history, pl_module.metric)  # type: ignore[attr-defined]
-
-
-class EpochProgressBar(TQDMProgressBar):
-    """Lightning's progress bar, epochs counted from 1 as in metrics.csv, without the per-epoch
-    validation/test bars (their metrics show on the training bar)."""
-
-    def on_train_epoch_start(self, trainer: L.Trainer, *args: object) -> None:
-        super().on_train_epoch_start(trainer, *args)
-        self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
-
-    def init_validation_tqdm(self):  # noqa: ANN201 - tqdm type of the parent class
-        from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
-
-        return Tqdm(disable=True)
+        # the per-epoch row (loss, learning rates, channel weights) also goes to TensorBoard when enabled
+        row = pl_module.history[-1]  # type: ignore[attr-defined]
+        for logger in trainer.loggers:
+            logger.log_metrics(
+                {f"epoch/{k}": v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"])
+            )
+        if self._stop_early(pl_module):
+            trainer.should_stop = True

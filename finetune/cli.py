@@ -83,9 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     label = {"roc_auc": "ROC-AUC", "rmse": "RMSE"}[result.metric]
     weights = ", ".join(f"{k} {v:.2f}" for k, v in result.channel_weights.items())
+    test = f"test {label} {result.test_metric:.4f}" if len(result.test_indices) else "no test set"
     print(
         f"{result.dataset} (seed {result.seed}): best epoch {result.best_epoch}, "
-        f"validation {label} {result.valid_metric:.4f}, test {label} {result.test_metric:.4f}; "
+        f"validation {label} {result.valid_metric:.4f}, {test}; "
         f"channel weights {weights}\nrun folder: {result.run_dir}\nmodel:      {result.model_dir}"
     )
     return 0

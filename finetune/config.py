@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 PROMPT_INITS = ("uniform", "given", "rogi")
-SPLITS = ("auto", "scaffold", "random_scaffold", "random")
+SPLITS = ("auto", "scaffold", "random_scaffold", "random", "column")
 TASK_TYPES = ("classification", "regression")
 
 
@@ -29,12 +29,18 @@ class DataConfig:
         dataset: registered benchmark (``molchannel.data.list_datasets()``).
         path: your own CSV/TSV (optionally .gz) instead of ``dataset``; needs ``task_type``.
         smiles_col: SMILES column of ``path``.
-        targets: label columns of ``path`` (null: every column but the SMILES column).
+        targets: label columns of ``path`` (null: every column but the SMILES column and, with
+            ``split: column``, the split column).
         task_type: classification or regression (for ``path``; null for a registered dataset).
         split: auto (the benchmark's own split: MoleculeNet scaffold 80/10/10, MoleculeACE official
-            test set; a scaffold split for ``path``), scaffold, random_scaffold or random.
-        valid_frac: validation fraction (MoleculeACE auto: of the training rows).
-        test_frac: test fraction of the scaffold/random splits (not used by auto on a benchmark).
+            test set; a scaffold split for ``path``), scaffold, random_scaffold, random, or column
+            (your own split: ``split_col`` of ``path`` says train, valid or test for each row).
+        split_col: the split column of ``path`` for ``split: column``; values train, valid (or val,
+            validation) and test, case-insensitive. Valid rows are needed (they select the best
+            epoch); without test rows the test metric is NaN.
+        valid_frac: validation fraction (MoleculeACE auto: of the training rows; not used by column).
+        test_frac: test fraction of the scaffold/random splits (not used by auto on a benchmark, nor by
+            column); 0 gives no test set (the test metric is then NaN).
         limit: keep only the first N rows (tests, quick looks).
         batch_size: molecules per batch.
         num_workers: DataLoader worker processes.
@@ -47,6 +53,7 @@ class DataConfig:
     targets: list[str] | None = None
     task_type: str | None = None
     split: str = "auto"
+    split_col: str = "split"
     valid_frac: float = 0.1
     test_frac: float = 0.1
     limit: int | None = None
@@ -131,12 +138,15 @@ class TrainerConfig:
         devices: number of devices (1: a run uses one device; run seeds in parallel instead).
         deterministic: deterministic algorithms (same seed and config give the same metrics).
         precision: 32-true, bf16-mixed, 16-mixed, ...
+        tensorboard: also log to TensorBoard (``RUN/tensorboard``; needs ``pip install tensorboard``),
+            next to metrics.csv, which is always written.
     """
 
     accelerator: str = "cpu"
     devices: int = 1
     deterministic: bool = True
     precision: str = "32-true"
+    tensorboard: bool = False
 
 
 @dataclass
@@ -191,6 +201,17 @@ class FinetuneConfig:
             raise ValueError(f"data.task_type must be one of {TASK_TYPES} or null, got {d.task_type!r}")
         if d.split not in SPLITS:
             raise ValueError(f"data.split must be one of {SPLITS}, got {d.split!r}")
+        if d.split == "column":
+            if d.path is None:
+                raise ValueError(
+                    "data.split: column reads the split from a column of your own file (data.path); a "
+                    "registered benchmark has its own split (data.split: auto)"
+                )
+            if d.split_col == d.smiles_col or d.split_col in (d.targets or []):
+                raise ValueError(
+                    f"data.split_col {d.split_col!r} is also the SMILES column or a target (data.smiles_col "
+                    f"{d.smiles_col!r}, data.targets {d.targets!r}); name the column of train/valid/test"
+                )
         if not (0 <= d.valid_frac < 1 and 0 <= d.test_frac < 1 and d.valid_frac + d.test_frac < 1):
             raise ValueError(
                 f"data.valid_frac and data.test_frac must be in [0, 1) with a sum below 1, "

@@ -19,15 +19,32 @@ from torch.utils.data import Dataset, Sampler
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
-from molchannel.data import GraphStore, MoleculeTable, load_csv, load_dataset, resolve_cache_dir
-from molchannel.data.splits import Split, benchmark_split, random_scaffold_split, random_split, scaffold_split
+from molchannel.data import (
+    GraphStore,
+    MissingColumnError,
+    MoleculeTable,
+    load_csv,
+    load_dataset,
+    resolve_cache_dir,
+)
+from molchannel.data.splits import (
+    Split,
+    benchmark_split,
+    column_split,
+    random_scaffold_split,
+    random_split,
+    scaffold_split,
+)
 from molchannel.finetune.config import DataConfig, FinetuneConfig
 
 log = logging.getLogger(__name__)
 
 
 def load_table(config: DataConfig) -> MoleculeTable:
-    """The registered dataset or the user's CSV, cut to the first ``limit`` rows when set."""
+    """The registered dataset or the user's CSV, cut to the first ``limit`` rows when set.
+
+    With ``split: column`` the user's split column is read too (into ``extra``), and is not a target.
+    """
     if config.dataset is not None:
         table = load_dataset(config.dataset)
         if config.task_type is not None and config.task_type != table.task_type:
@@ -37,12 +54,22 @@ def load_table(config: DataConfig) -> MoleculeTable:
             )
     else:
         assert config.path is not None and config.task_type is not None  # checked by FinetuneConfig
-        table = load_csv(
-            config.path,
-            smiles_col=config.smiles_col,
-            target_cols=config.targets,
-            task_type=config.task_type,  # type: ignore[arg-type]
-        )
+        split_cols = (config.split_col,) if config.split == "column" else ()
+        try:
+            table = load_csv(
+                config.path,
+                smiles_col=config.smiles_col,
+                target_cols=config.targets,
+                task_type=config.task_type,  # type: ignore[arg-type]
+                extra_cols=split_cols,
+            )
+        except MissingColumnError as exc:
+            if not split_cols or repr(config.split_col) not in str(exc):
+                raise
+            raise MissingColumnError(
+                f"{exc}. data.split: column reads each row's subset (train/valid/test) from the column "
+                f"data.split_col={config.split_col!r}: set data.split_col to your split column's name"
+            ) from exc
     return head_rows(table, config.limit) if config.limit is not None else table
 
 
@@ -60,8 +87,39 @@ def head_rows(table: MoleculeTable, limit: int) -> MoleculeTable:
 
 
 def make_split(table: MoleculeTable, config: FinetuneConfig) -> Split:
-    """``data.split`` applied to ``table`` (see :class:`DataConfig`); seeded splits use ``seed``."""
+    """``data.split`` applied to ``table`` (see :class:`DataConfig`); seeded splits use ``seed``.
+
+    The split has training and validation rows (a ``ValueError`` says what to change otherwise); its
+    test set may be empty (``split: column`` without test rows, ``test_frac: 0``): the run's test
+    metric is then NaN.
+    """
+    split = _split(table, config)
     d = config.data
+    if d.split == "column":
+        for name in ("train", "valid"):
+            if not len(getattr(split, name)):
+                raise ValueError(
+                    f"the split column {d.split_col!r} of {table.name} marks no {name} rows with a valid "
+                    f"SMILES (train {len(split.train)}, valid {len(split.valid)}, test {len(split.test)}); "
+                    "fine-tuning trains on the train rows and picks the best epoch on the valid rows: mark "
+                    f"some rows {name!r}"
+                )
+    if not len(split.test):
+        benchmark_split_used = d.split == "auto" and d.dataset is not None
+        if d.split == "column" or (d.test_frac == 0 and not benchmark_split_used):
+            log.info("%s: no test set (%r): the test metric is reported as NaN", table.name, split)
+        else:
+            log.warning(
+                "%s: the split left no test molecules (%r); the test metric is reported as NaN (use more "
+                "rows, data.limit, or a larger data.test_frac for a test set)", table.name, split,
+            )  # fmt: skip
+    return split
+
+
+def _split(table: MoleculeTable, config: FinetuneConfig) -> Split:
+    d = config.data
+    if d.split == "column":
+        return column_split(table.extra[d.split_col], column=d.split_col, valid_mask=table.valid_mask)
     frac = (1.0 - d.valid_frac - d.test_frac, d.valid_frac, d.test_frac)
     if d.split == "auto":
         if d.dataset is not None:
@@ -118,7 +176,8 @@ class EpochShuffle(Sampler[int]):
 
 
 class FinetuneDataModule(L.LightningDataModule):
-    """Train (shuffled per epoch), and validation = [valid, test] loaders of a split."""
+    """Train (shuffled per epoch), and validation = [valid, test] loaders of a split ([valid] alone when
+    the test set is empty)."""
 
     def __init__(
         self,
@@ -133,12 +192,15 @@ class FinetuneDataModule(L.LightningDataModule):
         self.train_set = LabelledGraphs(store, split.train, targets)
         self.valid_set = LabelledGraphs(store, split.valid, targets)
         self.test_set = LabelledGraphs(store, split.test, targets)
-        for name, subset in (("train", self.train_set), ("valid", self.valid_set), ("test", self.test_set)):
+        for name, subset in (("train", self.train_set), ("valid", self.valid_set)):
             if len(subset) == 0:
                 raise ValueError(
                     f"the split left no {name} molecules with a graph ({split!r}); use more rows "
                     "(data.limit), other fractions (data.valid_frac / data.test_frac) or another data.split"
                 )
+        if len(split.test) and not len(self.test_set):
+            log.warning("none of the %d test rows has a graph: the test metric is reported as NaN",
+                        len(split.test))  # fmt: skip
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.sampler = EpochShuffle(len(self.train_set), seed)
@@ -165,4 +227,10 @@ class FinetuneDataModule(L.LightningDataModule):
         return self._loader(self.train_set, self.sampler, drop_last=lone_last)
 
     def val_dataloader(self) -> list[DataLoader]:
-        return [self._loader(self.valid_set), self._loader(self.test_set)]
+        loaders = [self._loader(self.valid_set)]
+        test = self.test_loader()
+        return loaders if test is None else [*loaders, test]
+
+    def test_loader(self) -> DataLoader | None:
+        """The test set's loader (evaluated each epoch after the validation set); None when it is empty."""
+        return self._loader(self.test_set) if len(self.test_set) else None

@@ -5,8 +5,10 @@ Adam with weight decay, cosine annealing per epoch and optional gradient clippin
 Trainer). The pre-trained aggregators are frozen by default; ``freeze_backbone`` gives a linear
 probe. Frozen parts stay in eval mode, so their BatchNorm statistics do not move either.
 
-Each epoch the module evaluates the validation and the test set and appends a row to
-``history`` (saved in checkpoints, so a resumed run keeps its earlier epochs).
+Each epoch the module evaluates the validation and the test set (its metric is NaN without one)
+and appends a row to ``history`` (saved in checkpoints, so a resumed run keeps its earlier epochs).
+The global torch RNG (dropout) is seeded from ``(seed, epoch)`` at the start of every training
+epoch, so a run resumed from a checkpoint draws the same dropout masks as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -35,9 +37,12 @@ class FinetuneModule(L.LightningModule):
         network: :class:`~molchannel.nn.model.NetConfig` as a dict, with a head.
         head: the model folder's ``head`` section (tasks, task_type, metric, target_mean/std).
         optim: :class:`~molchannel.finetune.config.OptimConfig` as a dict.
+        seed: the run's seed; with the epoch it seeds the dropout of each training epoch.
     """
 
-    def __init__(self, network: dict[str, Any], head: dict[str, Any], optim: dict[str, Any]) -> None:
+    def __init__(
+        self, network: dict[str, Any], head: dict[str, Any], optim: dict[str, Any], seed: int = 0
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = MolChannelNet(NetConfig.from_dict(network))
@@ -47,6 +52,7 @@ class FinetuneModule(L.LightningModule):
         self.task_type: str = head["task_type"]
         self.metric: str = head["metric"]
         self.optim_config = OptimConfig(**optim)
+        self.seed = int(seed)
         self.scaler = (
             TargetScaler(head["target_mean"], head["target_std"]) if self.task_type == "regression" else None
         )
@@ -135,6 +141,9 @@ class FinetuneModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._frozen_to_eval()  # Lightning restores per-module modes, but does not call train() itself
         self._reset_epoch_state()
+        # Lightning checkpoints do not hold the RNG state, so a resumed run would draw other dropout
+        # masks than an uninterrupted one: every epoch starts from a state given by (seed, epoch) instead.
+        torch.manual_seed(epoch_seed(self.seed, self.current_epoch))
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "set_epoch"):
             datamodule.set_epoch(self.current_epoch)
@@ -185,11 +194,29 @@ class FinetuneModule(L.LightningModule):
                 best = row
         return best
 
+    def epochs_without_improvement(self) -> int:
+        """Epochs since the validation metric last improved (every epoch when it never did), counted as
+        Lightning's EarlyStopping counts them: strict improvement, and a NaN epoch never improves."""
+        best: float | None = None
+        wait = 0
+        for row in self.history:
+            value = row["valid_metric"]
+            if not math.isnan(value) and is_better(self.metric, value, best):
+                best, wait = value, 0
+            else:
+                wait += 1
+        return wait
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["finetune_history"] = [dict(row) for row in self.history]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.history = [dict(row) for row in checkpoint.get("finetune_history", [])]
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Seed of the global torch RNG (dropout) for training epoch ``epoch`` (from 0) of a run."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
 def _cosine(base_lr: float, eta_min: float, epochs: int) -> Any:

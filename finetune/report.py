@@ -44,7 +44,8 @@ def plot_learning_curve(
     best_epoch: int,
     title: str,
 ) -> Path:
-    """Training loss and validation/test metric per epoch, the selected epoch marked."""
+    """Training loss and validation/test metric per epoch, the selected epoch marked (no test curve
+    when the test metric is NaN throughout, e.g. without a test set)."""
     plt = pyplot()
     epochs = [int(r["epoch"]) for r in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -56,7 +57,9 @@ def plot_learning_curve(
     right.plot(
         epochs, [r["valid_metric"] for r in history], "o-", ms=3, color="tab:orange", label="validation"
     )
-    right.plot(epochs, [r["test_metric"] for r in history], "s-", ms=3, color="tab:green", label="test")
+    test = [r["test_metric"] for r in history]
+    if any(math.isfinite(v) for v in test):  # no test curve without a test set (NaN in every epoch)
+        right.plot(epochs, test, "s-", ms=3, color="tab:green", label="test")
     right.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"best validation (epoch {best_epoch})")
     right.set_xlabel("epoch")
     right.set_ylabel(label)

@@ -9,7 +9,8 @@ Run folder::
                            rates, channel weights, training time
     learning_curve.png     loss and metrics per epoch, the selected epoch marked
     channel_weights.png    softmax(w / tau) per channel at the selected epoch (initial as outlines)
-    test_predictions.csv   test rows: SMILES, labels and predictions at the selected epoch
+    test_predictions.csv   test rows: SMILES, labels and predictions at the selected epoch (only the
+                           header without a test set: the test metric is then NaN everywhere)
     result.json            the FinetuneResult (without the arrays)
     checkpoints/           last.ckpt (resume) and best.ckpt (selected epoch), Lightning format
     model/                 model folder with the head: molchannel.load("RUN/model").predict(...)
@@ -32,22 +33,26 @@ import lightning as L
 import numpy as np
 import torch
 import yaml
-from lightning.pytorch.callbacks import EarlyStopping
 
 from molchannel import __version__
 from molchannel.api import MolChannelModel, build_model_config, load, resolve_model_path
 from molchannel.atomic import write_text_atomic
 from molchannel.data import MoleculeTable, load_or_build_graphs
 from molchannel.data.splits import Split
-from molchannel.finetune.callbacks import BEST_CHECKPOINT, LAST_CHECKPOINT, EpochProgressBar, RunRecorder
+from molchannel.finetune.callbacks import BEST_CHECKPOINT, LAST_CHECKPOINT, RunRecorder
 from molchannel.finetune.config import FinetuneConfig, as_config
 from molchannel.finetune.data import FinetuneDataModule, graph_cache_dir, load_table, make_split
-from molchannel.finetune.metrics import HIGHER_IS_BETTER, TargetScaler
+from molchannel.finetune.metrics import TargetScaler
 from molchannel.finetune.module import FinetuneModule
 from molchannel.finetune.prompt import channel_embeddings, initial_weights
 from molchannel.finetune.report import plot_channel_weights, plot_learning_curve, write_metrics_csv
 from molchannel.nn.model import HeadConfig, MolChannelNet, NetConfig
-from molchannel.training import AtomicCheckpointIO, load_checkpoint_safely
+from molchannel.training import (
+    AtomicCheckpointIO,
+    epoch_progress_bar,
+    load_checkpoint_safely,
+    tensorboard_logger,
+)
 
 log = logging.getLogger("molchannel.finetune")
 
@@ -64,8 +69,8 @@ class FinetuneResult:
     metric: str  # "roc_auc" | "rmse"
     best_epoch: int
     valid_metric: float
-    test_metric: float
-    test_indices: np.ndarray  # table rows of the test set (with a graph), in split order
+    test_metric: float  # NaN without a test set (data.split: column without test rows, test_frac: 0)
+    test_indices: np.ndarray  # table rows of the test set (with a graph), in split order; may be empty
     test_predictions: np.ndarray  # [n_test, T]: probabilities / original units
     channel_weights: dict[str, float]  # softmax(w / tau) at the best epoch
     wall_time_s: float
@@ -104,6 +109,10 @@ def run_finetune(
     last = ckpt_dir / LAST_CHECKPOINT
     _prepare_run_dir(run_dir, cfg, resume, last)
     resuming = resume and last.is_file()
+    if resuming:
+        # Lightning loads it with weights_only=True too, but only after featurizing, and its bare
+        # UnpicklingError escapes the CLI: refuse a checkpoint that does not load safely now, clearly.
+        load_checkpoint_safely(last)
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     table = load_table(cfg.data)
@@ -121,10 +130,10 @@ def run_finetune(
         store, split, table.targets, cfg.data.batch_size, cfg.data.num_workers, cfg.seed
     )
     prompt_record = _prompt_init(cfg, run_dir, net, datamodule, table, resuming)
-    module = FinetuneModule(network=net.config.to_dict(), head=head, optim=asdict(cfg.optim))
+    module = FinetuneModule(network=net.config.to_dict(), head=head, optim=asdict(cfg.optim), seed=cfg.seed)
     module.net.load_state_dict(net.state_dict())
     with _quiet_lightning(quiet):
-        trainer = _trainer(cfg, run_dir, ckpt_dir, head["metric"], quiet)
+        trainer = _trainer(cfg, run_dir, ckpt_dir, quiet)
         try:
             trainer.fit(
                 module, datamodule=datamodule, ckpt_path=str(last) if resuming else None, weights_only=True
@@ -158,6 +167,8 @@ def _prepare_run_dir(run_dir: Path, cfg: FinetuneConfig, resume: bool, last: Pat
         )
     if resume and last.is_file() and config_file.is_file():
         saved = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        # a run folder written before a config key existed holds that key's default implicitly
+        saved = _with_defaults(saved)
         if saved != cfg.to_dict():
             diff = _diff(saved, cfg.to_dict())
             raise ValueError(
@@ -166,6 +177,14 @@ def _prepare_run_dir(run_dir: Path, cfg: FinetuneConfig, resume: bool, last: Pat
             )
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(config_file, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def _with_defaults(saved: Any) -> Any:
+    """``saved`` (a config.yaml body) with keys added since it was written set to their defaults."""
+    try:
+        return as_config(saved).to_dict()
+    except (TypeError, ValueError, AttributeError):
+        return saved  # unreadable or invalid: the comparison reports the difference
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -235,20 +254,12 @@ def _prompt_init(
     return record
 
 
-def _trainer(cfg: FinetuneConfig, run_dir: Path, ckpt_dir: Path, metric: str, quiet: bool) -> L.Trainer:
+def _trainer(cfg: FinetuneConfig, run_dir: Path, ckpt_dir: Path, quiet: bool) -> L.Trainer:
     t = cfg.trainer
-    callbacks: list[L.Callback] = [RunRecorder(run_dir, ckpt_dir)]
+    # RunRecorder also stops early: Lightning's EarlyStopping cannot resume from last.ckpt (see RunRecorder)
+    callbacks: list[L.Callback] = [RunRecorder(run_dir, ckpt_dir, patience=cfg.optim.early_stopping)]
     if not quiet:
-        callbacks.append(EpochProgressBar())
-    if cfg.optim.early_stopping is not None:
-        callbacks.append(
-            EarlyStopping(
-                monitor=f"valid/{metric}",
-                mode="max" if HIGHER_IS_BETTER[metric] else "min",
-                patience=cfg.optim.early_stopping,
-                check_finite=False,
-            )
-        )
+        callbacks.append(epoch_progress_bar())
     return L.Trainer(
         accelerator=t.accelerator,
         devices=t.devices,
@@ -259,7 +270,7 @@ def _trainer(cfg: FinetuneConfig, run_dir: Path, ckpt_dir: Path, metric: str, qu
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(run_dir),
-        logger=False,
+        logger=tensorboard_logger(run_dir, "tensorboard", version="") if t.tensorboard else False,
         enable_progress_bar=not quiet,
         enable_model_summary=False,
         enable_checkpointing=False,  # RunRecorder writes best.ckpt and last.ckpt itself
@@ -326,7 +337,7 @@ def _finish(
         )
     state = {k[len("net.") :]: v for k, v in best_ckpt["state_dict"].items() if k.startswith("net.")}
     module.net.load_state_dict(state, strict=True)
-    test_rows, predictions = _predict(module, datamodule, device)
+    test_rows, predictions = _predict(module, datamodule, device, len(table.target_names))
     probabilities = module.net.mixing.probabilities().tolist()
     channels = module.net.channel_names
     weights = dict(zip(channels, probabilities, strict=True))
@@ -338,7 +349,7 @@ def _finish(
     )
     name = cfg.name
     model_dir = run_dir / "model"
-    _export(module, base, head, cfg, name, best, model_dir, prompt_record)
+    _export(module, base, head, cfg, name, best, model_dir, prompt_record, has_test=len(test_rows) > 0)
     write_metrics_csv(run_dir / "metrics.csv", history, head["metric"])
     _write_test_predictions(run_dir / "test_predictions.csv", table, test_rows, predictions)
     title = f"{name} (seed {cfg.seed})"
@@ -379,14 +390,16 @@ def _finish(
 
 @torch.no_grad()
 def _predict(
-    module: FinetuneModule, datamodule: FinetuneDataModule, device: torch.device
+    module: FinetuneModule, datamodule: FinetuneDataModule, device: torch.device, num_tasks: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Test-set predictions in eval mode, on the training device, with the batches the evaluation used."""
+    """Test-set predictions in eval mode, on the training device, with the batches the evaluation used
+    (``[0, T]`` without a test set)."""
     from molchannel.api import head_predictions
 
     net = module.net.to(device).eval()
-    predictions = []
-    for batch in datamodule.val_dataloader()[1]:
+    predictions = [np.empty((0, num_tasks), dtype=np.float32)]
+    loader = datamodule.test_loader()
+    for batch in loader if loader is not None else ():
         outputs = net(batch.to(device)).float()
         predictions.append(head_predictions(outputs, module.head_config).cpu().numpy())
     return datamodule.test_set.rows.astype(np.int64), np.concatenate(predictions).astype(np.float32)
@@ -401,7 +414,9 @@ def _export(
     best: dict[str, float],
     model_dir: Path,
     prompt_record: dict[str, Any],
+    has_test: bool = True,
 ) -> None:
+    """Save the model folder; its provenance records the test metric only when there was a test set."""
     base_prov = base.config.get("provenance", {})
     pretrained = bool(base_prov.get("pretrained", False)) and not cfg.model.scratch
     start = "random weights (scratch)" if cfg.model.scratch else str(cfg.model.pretrained)
@@ -418,7 +433,7 @@ def _export(
         "best_epoch": int(best["epoch"]),
         "metrics": {
             f"valid_{metric}": float(best["valid_metric"]),
-            f"test_{metric}": float(best["test_metric"]),
+            **({f"test_{metric}": float(best["test_metric"])} if has_test else {}),
         },
         "prompt_init": prompt_record.get("method"),
         "base_model": {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -29,6 +29,7 @@ from molchannel.model_folder import (
     write_model_folder,
 )
 from molchannel.nn.model import MolChannelNet, NetConfig
+from molchannel.progress import Progress, progress
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ class MolChannelModel:
     @torch.inference_mode()
     def embed(
         self,
-        smiles: str | Sequence[object],
+        smiles: str | Iterable[object],
         channel: str = "mix",
         batch_size: int = 128,
         device: str | torch.device | None = None,
@@ -172,7 +173,10 @@ class MolChannelModel:
         """Embed molecules.
 
         Args:
-            smiles: one SMILES or a sequence of them.
+            smiles: one SMILES or an iterable of them (list, array, Series, generator). Anything
+                that is not iterable (``None``, a ``NaN`` cell, a number) and ``bytes`` count as
+                one input, so they follow ``on_invalid`` too (see :func:`~molchannel.chem.parse_smiles`
+                for what is valid: salts, isotopes, dummy atoms ``*`` are; SMARTS queries are not).
             channel: ``"mix"`` (the prompt-weighted mixture, [N, D]), a channel name ([N, D]),
                 or ``"all"`` ([N, K, D], channels in :attr:`channels` order).
             batch_size: molecules per forward pass (does not change the result).
@@ -203,7 +207,7 @@ class MolChannelModel:
 
     def _map_batches(
         self,
-        smiles: str | Sequence[object],
+        smiles: str | Iterable[object],
         fn: Callable[[Batch], np.ndarray],
         width: tuple[int, ...],
         batch_size: int,
@@ -214,8 +218,7 @@ class MolChannelModel:
         desc: str,
     ) -> np.ndarray | tuple[np.ndarray, EmbedReport]:
         """Run ``fn`` on featurized batches; rows aligned with the input under the invalid policy."""
-        single = isinstance(smiles, str)
-        items: Sequence[object] = [smiles] if single else smiles
+        single, items = _as_items(smiles)
         check_on_invalid(on_invalid)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -254,7 +257,7 @@ class MolChannelModel:
     @torch.inference_mode()
     def predict(
         self,
-        smiles: str | Sequence[object],
+        smiles: str | Iterable[object],
         batch_size: int = 128,
         device: str | torch.device | None = None,
         on_invalid: str = "raise",
@@ -289,13 +292,16 @@ class MolChannelModel:
 
     @torch.inference_mode()
     def embed_atoms(
-        self, smiles: str | Sequence[object], batch_size: int = 128, on_invalid: str = "raise"
+        self, smiles: str | Iterable[object], batch_size: int = 128, on_invalid: str = "raise"
     ) -> list[np.ndarray | None]:
-        """Per-atom backbone embeddings: one [n_atoms, D] array per molecule (heavy atoms, RDKit order).
+        """Per-atom backbone embeddings: one [n_atoms, D] array per molecule, atoms in RDKit order.
 
-        Invalid molecules give ``None`` with ``on_invalid="nan"`` and are dropped with ``"skip"``.
+        The atoms are those of the featurized graph: heavy atoms, plus the hydrogens RDKit keeps
+        (isotopes such as ``[2H]``, a lone ``[H]``); dummy atoms ``*`` count as atoms. Invalid
+        molecules give ``None`` with ``on_invalid="nan"`` and are dropped with ``"skip"``; a single
+        SMILES (or other single object, as in :meth:`embed`) gives a list of one.
         """
-        items: Sequence[object] = [smiles] if isinstance(smiles, str) else smiles
+        _, items = _as_items(smiles)
         check_on_invalid(on_invalid)
         result: list[np.ndarray | None] = [None] * len(items)
         report = EmbedReport(n_inputs=len(items))
@@ -309,12 +315,40 @@ class MolChannelModel:
         return result
 
     # ---- persistence ------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write this model as a model folder (see :mod:`molchannel.model_folder`)."""
+    def save(self, path: str | os.PathLike[str], card: bool = True) -> Path:
+        """Write this model as a model folder (see :mod:`molchannel.model_folder`).
+
+        With ``card`` (default), also a model card ``README.md`` rendered from the config (see
+        :mod:`molchannel.model_card`); it replaces an older card in that folder.
+        """
         config = {
             k: v for k, v in self.config.items() if k not in ("format", "format_version", "weights_sha256")
         }
-        return write_model_folder(path, config, self.net.state_dict())
+        folder = write_model_folder(path, config, self.net.state_dict())
+        if card:
+            from molchannel.model_card import write_model_card
+
+            write_model_card(
+                folder,
+                read_config(folder),
+                sum(p.numel() for p in self.net.parameters()),
+                self.net.mixing.probabilities().tolist(),
+            )
+        return folder
+
+
+def _as_items(smiles: object) -> tuple[bool, Sequence[object]]:
+    """``(single, rows)`` of the ``smiles`` argument of the inference methods.
+
+    A ``str`` or ``bytes`` is one SMILES, and so is any other object that is not iterable
+    (``None``, a float ``NaN`` from a table, a number): one input row, which the invalid-SMILES
+    policy then handles, instead of an unrelated ``TypeError`` (or, for ``bytes``, one row per
+    byte). Other iterables (lists, tuples, numpy arrays, pandas Series, generators) give one row
+    per element.
+    """
+    if isinstance(smiles, str | bytes) or not isinstance(smiles, Iterable):
+        return True, [smiles]
+    return False, smiles if isinstance(smiles, Sequence) else list(smiles)
 
 
 def head_predictions(outputs: torch.Tensor, head: dict[str, Any]) -> torch.Tensor:
@@ -390,10 +424,8 @@ def _check_head(config: dict[str, Any], net: MolChannelNet) -> None:
             raise ValueError(f"head {key} has {len(head[key])} values for {n} tasks")
 
 
-def _progress(total: int, enabled: bool, desc: str):  # noqa: ANN202 - tqdm or a no-op
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="mol", disable=not enabled, dynamic_ncols=True)
+def _progress(total: int, enabled: bool, desc: str) -> Progress:
+    return progress(total=total, desc=desc, unit="mol", disable=not enabled)
 
 
 def init_model(

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from molchannel.atomic import atomic_path, write_bytes_atomic
 
@@ -57,12 +57,30 @@ def write_model_folder(
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    metadata = {"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION)}
     with atomic_path(folder / WEIGHTS_FILE) as tmp:
-        save_file(flat, str(tmp), metadata={"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION)})
+        tmp.write_bytes(safetensors_bytes(flat, metadata))
         digest = sha256_file(tmp)
     full = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **config, "weights_sha256": digest}
     write_bytes_atomic(folder / CONFIG_FILE, (json.dumps(full, indent=2, sort_keys=False) + "\n").encode())
     return folder
+
+
+def safetensors_bytes(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> bytes:
+    """A safetensors file whose bytes depend only on ``tensors`` and ``metadata``.
+
+    safetensors keeps the metadata in a hash map and writes its keys in an order that changes from
+    call to call, so the same weights would get another file (and ``weights_sha256``) on every export.
+    Here the file is written without metadata, then its header gets the metadata in sorted key order
+    (tensor offsets count from the end of the header, so only the header changes).
+    """
+    data = save(dict(tensors))
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    header = {"__metadata__": dict(sorted(metadata.items())), **header}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the tensor data starts 8-byte aligned, as safetensors writes it
+    return len(text).to_bytes(8, "little") + text + data[8 + size :]
 
 
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:

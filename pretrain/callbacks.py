@@ -10,6 +10,8 @@ from typing import Any
 
 import lightning as L
 
+from molchannel.atomic import write_text_atomic
+
 
 class RankAudit(L.Callback):
     """Records, per process, which corpus molecules it trained on and a hash of its final weights.
@@ -41,4 +43,4 @@ class RankAudit(L.Callback):
             "seen": {str(k): v for k, v in self.seen.items()},
             "weights_sha256": digest.hexdigest(),
         }
-        (out / f"rank-{trainer.global_rank}.json").write_text(json.dumps(record))
+        write_text_atomic(out / f"rank-{trainer.global_rank}.json", json.dumps(record))

@@ -7,6 +7,8 @@ on the command line the way Lightning users expect::
     molchannel pretrain --config configs/pretrain/reference_gin.yaml \\
         --trainer.devices 4 --trainer.num_nodes 2 --trainer.strategy ddp
     molchannel pretrain --config configs/pretrain/cpu.yaml --ckpt_path last   # resume
+    molchannel pretrain --config configs/pretrain/cpu.yaml --tensorboard      # + TensorBoard logs
+    molchannel pretrain --config configs/pretrain/cpu.yaml --quiet            # no bar, warnings only
 
 The run folder (``trainer.default_root_dir``) receives the resolved config, CSV metrics and
 checkpoints (``last.ckpt`` for resuming, ``best-*.ckpt`` by validation loss); ``molchannel export``
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Sequence
 
 import torch
@@ -26,6 +29,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from molchannel.pretrain.checkpointing import AtomicCheckpointIO
 from molchannel.pretrain.data import PretrainDataModule
 from molchannel.pretrain.module import MCLPretrainModule
+from molchannel.training import tensorboard_logger, use_epoch_progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +84,27 @@ def trainer_defaults() -> dict:
     }
 
 
+def _pop_flag(args: list[str], *names: str) -> bool:
+    """Remove every occurrence of the flag ``names`` from ``args``; True when there was one."""
+    found = any(a in names for a in args)
+    args[:] = [a for a in args if a not in names]
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    # Two plain flags on top of LightningCLI's options (which cannot express "also log to TensorBoard").
+    quiet = _pop_flag(args, "-q", "--quiet")
+    tensorboard = _pop_flag(args, "--tensorboard")
+    if quiet:
+        args.append("--trainer.enable_progress_bar=false")
+        for name in ("molchannel", "lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     cli = PretrainCLI(
         MCLPretrainModule,
         PretrainDataModule,
         run=False,
-        args=list(argv) if argv is not None else None,
+        args=args,
         trainer_defaults=trainer_defaults(),
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"prog": "molchannel pretrain", "description": __doc__},
@@ -93,6 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     trainer = cli.trainer
     warn_on_slow_precision(trainer)
+    use_epoch_progress_bar(trainer)
+    if tensorboard:
+        # beside the config's (CSV) logger: same folder, subfolder "tensorboard"
+        save_dir = trainer.loggers[0].save_dir if trainer.loggers else trainer.default_root_dir
+        trainer.loggers = [
+            *trainer.loggers,
+            tensorboard_logger(save_dir or trainer.default_root_dir, "tensorboard"),
+        ]
     for callback in trainer.checkpoint_callbacks:
         # one fixed folder per run, so `--ckpt_path last` finds the checkpoint of an earlier attempt
         if getattr(callback, "dirpath", None) is None:

@@ -213,6 +213,9 @@ def _save_shard(
     summary: ShardSummary,
 ) -> None:
     name = _shard_name(index)
+    # a summary left from an earlier attempt must not mark a half-rebuilt shard (new anchors, old
+    # positives) complete: remove it before touching the parts
+    (out_dir / f"{name}.summary.json").unlink(missing_ok=True)
     for part, packer in (("anchors", anchors), ("positives", positives)):
         if anchors.fields is None:  # an empty shard (every molecule invalid or held out)
             tensors: dict[str, torch.Tensor] = {}
@@ -303,16 +306,10 @@ def prepare_corpus(
             todo.append(_ShardTask(s, (lo, hi), smiles[lo:hi], cfg, heldout, out))
     if summaries:
         log.info("resuming: %d of %d shards already prepared", len(summaries), n_shards)
-    from tqdm.auto import tqdm
+    from molchannel.progress import progress as progress_bar
 
-    with tqdm(
-        total=len(smiles),
-        initial=sum(s.rows[1] - s.rows[0] for s in summaries.values()),
-        desc="preparing corpus",
-        unit="mol",
-        disable=not progress,
-        dynamic_ncols=True,
-    ) as bar:
+    with progress_bar(total=len(smiles), desc="preparing corpus", unit="mol", disable=not progress) as bar:
+        bar.update(sum(s.rows[1] - s.rows[0] for s in summaries.values()))
         if processes <= 1:
             for task in todo:
                 summaries[task.index] = _build_shard(task)

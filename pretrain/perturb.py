@@ -45,13 +45,13 @@ from typing import Any
 import numpy as np
 from rdkit import Chem
 from rdkit.rdBase import BlockLogs
-from tqdm.auto import tqdm
 
 from molchannel.atomic import atomic_path, write_text_atomic
 from molchannel.chem.scaffold import murcko_scaffold_smiles, scaffold_atom_indices
 from molchannel.chem.smiles import InvalidSmilesError, parse_smiles
 from molchannel.data.paths import sha256_of_file
 from molchannel.data.smiles_file import read_smiles_file
+from molchannel.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -796,13 +796,10 @@ def precompute_perturbations(
         tasks.append(_ShardTask(shard, start, smiles[start:stop], str(path), n_keep, seed))
 
     results: list[_ShardResult] = []
-    with tqdm(
-        total=report.n_shards,
-        initial=len(report.skipped_shards),
-        desc=f"perturb ({method})",
-        unit="shard",
-        disable=not progress,
+    with progress_bar(
+        total=report.n_shards, desc=f"perturb ({method})", unit="shard", disable=not progress
     ) as bar:
+        bar.update(len(report.skipped_shards))
         for result in _run_tasks(tasks, method, options, template, processes):
             results.append(result)
             bar.update(1)
@@ -962,7 +959,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="if --crem-db does not exist, build it from N corpus molecules drawn with --seed",
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "-q", "--quiet", "--no-progress", dest="no_progress", action="store_true", help="no progress bar"
+    )
     return parser
 
 

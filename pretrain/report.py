@@ -9,6 +9,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from molchannel.atomic import atomic_path
+
 TERMS = ("loss", "mcd", "scd", "cp_context", "cp_motif", "attn_mcd", "attn_scd")
 
 
@@ -65,7 +67,8 @@ def plot_losses(run_dir: str | os.PathLike[str], output: str | os.PathLike[str],
         fig.suptitle(title)
     fig.tight_layout()
     out = Path(output)
-    fig.savefig(out, dpi=110)
+    with atomic_path(out) as tmp:  # the temporary name has no suffix: say the format
+        fig.savefig(tmp, dpi=110, format=out.suffix.lstrip(".") or "png")
     plt.close(fig)
     return out
 

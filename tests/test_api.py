@@ -44,7 +44,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> molchannel.api.MolChannelM
 def test_round_trip_is_bit_identical(tmp_path: Path) -> None:
     model = init_model(TINY, seed=3)
     folder = model.save(tmp_path / "m")
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     loaded = molchannel.load(folder)
     for key, value in model.net.state_dict().items():
         assert torch.equal(value, loaded.net.state_dict()[key]), key

@@ -246,6 +246,9 @@ def test_configs_are_layered_and_overridden(tmp_path, config_dir):
     assert bm.model_fingerprint(scratch).startswith("scratch:")
     assert bm.run_hash(scratch, "data", bm.model_fingerprint(scratch)) != h
     assert bm.run_hash(cfg, "other data", bm.model_fingerprint(cfg)) != h
+    # a key added later at its inert default (data.split_col) keeps the hashes of older records
+    older = {**cfg, "data": {k: v for k, v in cfg["data"].items() if k != "split_col"}}
+    assert cfg["data"]["split_col"] == "split" and bm.run_hash(older, "data", bm.model_fingerprint(cfg)) == h
     with pytest.raises(ValueError, match="cannot read the starting model"):
         bm.model_fingerprint({"model": {"pretrained": str(tmp_path / "missing"), "scratch": False}})
     with pytest.raises(ValueError, match="section.key=value"):

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -280,8 +281,11 @@ def test_predict_matches_the_run_and_undoes_the_scaler(bbbp_run, esol_run) -> No
 
 def test_same_seed_and_config_give_identical_metrics(bbbp_run, tiny_model: Path, tmp_path: Path) -> None:
     again = run_finetune(_bbbp_config(tiny_model), tmp_path / "again", quiet=True)
-    assert _metrics(again.run_dir) == _metrics(bbbp_run.run_dir)
+    assert _metrics(again.run_dir) == _metrics(bbbp_run.run_dir)  # every value but timings, as written
     np.testing.assert_array_equal(again.test_predictions, bbbp_run.test_predictions)
+    # the exported model is bit-identical too (benchmarks fingerprint a model by this sha256)
+    sha = [json.loads((r.model_dir / "config.json").read_text())["weights_sha256"] for r in (again, bbbp_run)]
+    assert sha[0] == sha[1]
 
 
 def test_resume_after_a_crash_continues_to_the_same_result(
@@ -306,6 +310,40 @@ def test_resume_after_a_crash_continues_to_the_same_result(
     assert resumed.test_metric == bbbp_run.test_metric
 
 
+def test_resume_with_early_stopping_stops_at_the_same_epoch(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import molchannel.finetune.run as run_module
+
+    config = _bbbp_config(tiny_model, epochs=8, early_stopping=2)
+    reference = run_finetune(config, tmp_path / "reference", quiet=True)
+    stopped = len(_metrics(reference.run_dir))
+    assert stopped < 8  # validation ROC-AUC peaks in epoch 1 here
+
+    original = FinetuneModule.on_train_epoch_start
+
+    def crash_before_the_last_epoch(self: FinetuneModule) -> None:
+        if self.current_epoch == stopped - 1:
+            raise RuntimeError("simulated crash")
+        original(self)
+
+    def crash_while_finishing(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("simulated crash")
+
+    # a crash before the stopping epoch (the resumed run replays the end of the checkpoint's epoch), and
+    # one after the stopping epoch's checkpoint, before the run folder was written
+    for name, target, crash in (("early", FinetuneModule, crash_before_the_last_epoch),
+                                ("late", run_module, crash_while_finishing)):  # fmt: skip
+        attribute = "on_train_epoch_start" if target is FinetuneModule else "_export"
+        monkeypatch.setattr(target, attribute, crash)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            run_finetune(config, tmp_path / name, quiet=True)
+        monkeypatch.undo()
+        resumed = run_finetune(config, tmp_path / name, resume=True, quiet=True)
+        assert _metrics(resumed.run_dir) == _metrics(reference.run_dir), name
+        assert (resumed.best_epoch, resumed.test_metric) == (reference.best_epoch, reference.test_metric)
+
+
 def test_resume_of_a_finished_run_reports_it_again(bbbp_run, tiny_model: Path) -> None:
     before = _metrics(bbbp_run.run_dir)
     again = run_finetune(_bbbp_config(tiny_model), bbbp_run.run_dir, resume=True, quiet=True)
@@ -313,6 +351,18 @@ def test_resume_of_a_finished_run_reports_it_again(bbbp_run, tiny_model: Path) -
     assert (again.best_epoch, again.test_metric) == (bbbp_run.best_epoch, bbbp_run.test_metric)
     with pytest.raises(ValueError, match="optim.epochs"):
         run_finetune(_bbbp_config(tiny_model, epochs=4), bbbp_run.run_dir, resume=True, quiet=True)
+
+
+def test_resume_accepts_a_run_folder_from_before_newer_config_keys(
+    bbbp_run, tiny_model: Path, tmp_path: Path
+) -> None:
+    old = tmp_path / "old_run"
+    shutil.copytree(bbbp_run.run_dir, old)
+    saved = yaml.safe_load((old / "config.yaml").read_text())
+    del saved["trainer"]["tensorboard"], saved["data"]["split_col"]  # keys added after the run was made
+    (old / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    again = run_finetune(_bbbp_config(tiny_model), old, resume=True, quiet=True)
+    assert (again.best_epoch, again.test_metric) == (bbbp_run.best_epoch, bbbp_run.test_metric)
 
 
 def test_linear_probe_keeps_the_backbone(data_dir: Path, tiny_model: Path, tmp_path: Path) -> None:
@@ -362,9 +412,11 @@ def test_cli_finetunes_a_user_csv_from_scratch(logp_csv: Path, tiny_model: Path,
     args = ["finetune", "--config", str(CONFIGS / "base.yaml"), "--data.path", str(logp_csv),
             "--data.targets", "[logp]", "--data.task_type", "regression",
             "--model.pretrained", str(tiny_model), "--model.scratch", "true", "--model.head_hidden", "16",
-            "--optim.epochs", "2", "--output", str(out), "--quiet"]  # fmt: skip
+            "--optim.epochs", "2", "--trainer.tensorboard", "true",
+            "--output", str(out), "--quiet"]  # fmt: skip
     assert main(args) == 0
     assert all((out / name).is_file() for name in RUN_FILES)
+    assert list((out / "tensorboard").glob("events.out.tfevents.*")), "no TensorBoard log next to metrics.csv"
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["data"]["dataset"] is None and config["data"]["targets"] == ["logp"]
     assert json.loads((out / "split.json").read_text())["method"] == "scaffold"
@@ -395,3 +447,95 @@ def test_cli_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
         "--resume",
     ):
         assert option in text
+
+
+# ---- your own split (data.split: column) and runs without a test set ---------------------------
+def _split_csv(logp_csv: Path, path: Path, subsets: list[str], split_col: str = "split") -> Path:
+    """The first ``len(subsets)`` molecules of ``logp_csv`` as smiles, split column, logp (no id column)."""
+    with open(logp_csv, newline="") as fh:
+        rows = list(csv.DictReader(fh))[: len(subsets)]
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["smiles", split_col, "logp"])
+        for row, subset in zip(rows, subsets, strict=True):
+            writer.writerow([row["smiles"], subset, row["logp"]])
+    return path
+
+
+def _column_config(path: Path, model: Path, **data: object) -> dict:
+    return {
+        "data": {"path": str(path), "task_type": "regression", "split": "column", **data},
+        "model": {"pretrained": str(model), "head_hidden": 16},
+        "optim": {"epochs": 2},
+    }
+
+
+def test_split_column_is_used_exactly_and_is_not_a_target(
+    logp_csv: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    # case, spaces and the val / validation spellings are accepted
+    names = {0: "Train", 1: " train ", 2: "VALID", 3: "val", 4: "Validation", 5: "test", 6: "TEST "}
+    subsets = [names[i % 7] for i in range(70)]
+    path = _split_csv(logp_csv, tmp_path / "mine.csv", subsets)
+    result = run_finetune(_column_config(path, tiny_model), tmp_path / "run", quiet=True)  # targets: null
+    labels = [s.strip().lower() for s in subsets]
+    split = json.loads((result.run_dir / "split.json").read_text())
+    assert split["method"] == "column" and split["params"] == {"column": "split"}
+    assert split["train"] == [i for i, s in enumerate(labels) if s == "train"]
+    assert split["valid"] == [i for i, s in enumerate(labels) if s in ("valid", "val", "validation")]
+    assert split["test"] == [i for i, s in enumerate(labels) if s == "test"] == result.test_indices.tolist()
+    assert molchannel.load(result.model_dir).tasks == ["logp"]  # the split column is no target
+    assert math.isfinite(result.test_metric) and result.test_predictions.shape == (len(split["test"]), 1)
+
+
+def test_split_column_errors_say_what_to_change(logp_csv: Path, tiny_model: Path, tmp_path: Path) -> None:
+    subsets = ["train"] * 8 + ["valid", "tset", "train", "", "test"]
+    path = _split_csv(logp_csv, tmp_path / "bad.csv", subsets)
+    with pytest.raises(ValueError, match=r"2 value\(s\).*row 9: 'tset'; row 11: ''.*\['test', 'train'"):
+        run_finetune(_column_config(path, tiny_model), tmp_path / "bad", quiet=True)
+    path = _split_csv(logp_csv, tmp_path / "novalid.csv", ["train"] * 10 + ["test"] * 2)
+    with pytest.raises(ValueError, match="marks no valid rows"):
+        run_finetune(_column_config(path, tiny_model), tmp_path / "novalid", quiet=True)
+    with pytest.raises(ValueError, match="data.split_col='fold'"):
+        run_finetune(_column_config(path, tiny_model, split_col="fold"), tmp_path / "nocol", quiet=True)
+    with pytest.raises(ValueError, match="data.path"):
+        load_config(overrides={"data": {"dataset": "esol", "split": "column"}})
+    with pytest.raises(ValueError, match="split_col 'logp'"):
+        load_config(overrides={"data": {"path": str(path), "task_type": "regression", "split": "column",
+                                        "split_col": "logp", "targets": ["logp"]}})  # fmt: skip
+
+
+def test_without_a_test_set_the_test_metric_is_nan_and_the_model_is_exported(
+    logp_csv: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    subsets = ["valid" if i % 6 == 0 else "train" for i in range(60)]
+    path = _split_csv(logp_csv, tmp_path / "notest.csv", subsets, split_col="fold")
+    config = _column_config(path, tiny_model, split_col="fold", targets=["logp"])
+    result = run_finetune(config, tmp_path / "run", quiet=True)
+    assert math.isnan(result.test_metric) and math.isfinite(result.valid_metric)
+    assert result.test_indices.shape == (0,) and result.test_predictions.shape == (0, 1)
+    run = result.run_dir
+    assert all((run / name).is_file() for name in RUN_FILES)
+    assert (run / "test_predictions.csv").read_text() == "row,smiles,logp,predicted logp\n"
+    rows = _metrics(run)
+    assert len(rows) == 2 and all(r["test_rmse"] == "" and r["valid_rmse"] for r in rows)
+    saved = json.loads((run / "result.json").read_text())
+    assert math.isnan(saved["test_metric"]) and saved["n_test"] == 0
+    model = molchannel.load(result.model_dir)
+    assert model.info()["provenance"]["metrics"] == {"valid_rmse": result.valid_metric}
+    assert np.isfinite(model.predict(["CCO", "c1ccccc1O"])).all()
+    again = run_finetune(config, run, resume=True, quiet=True)  # a finished run is reported again
+    assert again.best_epoch == result.best_epoch and math.isnan(again.test_metric)
+
+
+def test_test_frac_zero_gives_no_test_set() -> None:
+    from molchannel.data.datasets import MoleculeTable
+    from molchannel.finetune.data import make_split
+
+    smiles = [f"C1{'C' * (2 + i % 5)}1" + "C" * (i % 4) + "O" * (i % 3) for i in range(53)]  # 5 scaffolds
+    table = MoleculeTable("toy", smiles, np.zeros((53, 1), np.float32), ("y",), "regression", "rmse")
+    for method in ("random", "scaffold", "random_scaffold"):
+        config = load_config(overrides={"data": {"path": "toy.csv", "task_type": "regression",
+                                                 "split": method, "test_frac": 0.0}})  # fmt: skip
+        split = make_split(table, config)
+        assert split.sizes[2] == 0 and sorted([*split.train, *split.valid]) == list(range(53)), method

@@ -103,8 +103,10 @@ def Chem_mol(smiles: str):  # noqa: ANN201, N802 - tiny helper
 
 
 def test_tiny_recipe_trains_exports_and_embeds(tmp_path: Path) -> None:
-    result = _cli(*_run_args(tmp_path / "run", tmp_path / "corpus"))
+    result = _cli(*_run_args(tmp_path / "run", tmp_path / "corpus"), "--tensorboard", "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "GPU available" not in result.stderr  # --quiet: Lightning's info lines are silenced
+    assert list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*")), "no TensorBoard log"
     with open(next((tmp_path / "run").rglob("metrics.csv"))) as fh:
         metrics = list(csv.DictReader(fh))
     columns = set(metrics[0])

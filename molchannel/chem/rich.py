@@ -22,6 +22,7 @@ by (source, target). :func:`describe_rich_features` names every dimension.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ from molchannel.chem.featurizers import FeaturizerSpec, new_graph
 from molchannel.chem.smiles import InvalidSmilesError, parse_smiles
 
 DEFAULT_WALK_LENGTH = 20
+DENSE_PE_MAX_ATOMS = 500  # larger molecules get the sparse random-walk computation
 
 
 @dataclass(frozen=True)
@@ -168,8 +170,12 @@ def random_walk_pe(edge_index: np.ndarray, num_nodes: int, walk_length: int) -> 
 
     Entry ``(i, k-1)`` is ``(P^k)_ii`` for the walk matrix ``P = D^-1 A``, computed as PyG's
     ``AddRandomWalkPE`` does for small graphs (dense powers); rows of atoms without bonds stay
-    zero instead of dividing by a zero degree.
+    zero instead of dividing by a zero degree. Molecules of more than :data:`DENSE_PE_MAX_ATOMS`
+    atoms (polymers, proteins) use sparse powers instead: the dense ones cost ``N^3`` time and
+    ``N^2`` memory (a 20,000-atom chain would need GBs), the sparse ones stay near ``N``.
     """
+    if num_nodes > DENSE_PE_MAX_ATOMS:
+        return _sparse_random_walk_pe(edge_index, num_nodes, walk_length)
     walk = np.zeros((num_nodes, num_nodes))
     walk[edge_index[0], edge_index[1]] = 1.0
     degree = walk.sum(axis=1, keepdims=True)
@@ -180,6 +186,27 @@ def random_walk_pe(edge_index: np.ndarray, num_nodes: int, walk_length: int) -> 
     for k in range(1, walk_length):
         power = power @ walk
         pe[:, k] = power.diagonal()
+    return pe
+
+
+def _sparse_random_walk_pe(edge_index: np.ndarray, num_nodes: int, walk_length: int) -> np.ndarray:
+    """:func:`random_walk_pe` with sparse matrix powers (equal up to float rounding)."""
+    src, dst = torch.from_numpy(np.ascontiguousarray(edge_index, dtype=np.int64))
+    degree = torch.bincount(src, minlength=num_nodes).double()
+    walk = torch.sparse_coo_tensor(
+        torch.stack((src, dst)), 1.0 / degree[src], (num_nodes, num_nodes), check_invariants=True
+    ).coalesce()
+    pe = np.zeros((num_nodes, walk_length), dtype=np.float32)
+    power = walk
+    with warnings.catch_warnings():
+        # torch routes sparse @ sparse through its CSR kernels and says once that they are "in beta"
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        for k in range(walk_length):
+            if k:
+                power = torch.sparse.mm(power, walk).coalesce()
+            (rows, cols), values = power.indices(), power.values()
+            on_diagonal = rows == cols
+            pe[rows[on_diagonal].numpy(), k] = values[on_diagonal].numpy()
     return pe
 
 

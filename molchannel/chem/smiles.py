@@ -8,6 +8,7 @@ duration of a parse call.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -71,8 +72,19 @@ def _diagnose(smiles: str) -> str:
 def parse_smiles(smiles: object, index: int | None = None) -> Chem.Mol:
     """Parse one SMILES into a sanitised RDKit molecule or raise :class:`InvalidSmilesError`.
 
-    Surrounding whitespace is stripped (some public CSVs carry trailing spaces). Empty
-    strings, non-strings (``None``, ``NaN``, bytes) and molecules without atoms are invalid.
+    Surrounding whitespace is stripped (some public CSVs carry trailing spaces). UTF-8 ``bytes``
+    are decoded. Invalid: empty or blank strings, other non-strings (``None``, ``NaN``, numbers),
+    text with undecodable bytes (a file read with ``errors="surrogateescape"``), NUL characters,
+    molecules without atoms, anything RDKit cannot parse or sanitise (SMARTS queries such as
+    ``[#6,#7]`` or ``[!C]``, reactions, bad valences, unkekulizable rings), and text after
+    whitespace inside the SMILES ("CCO ethanol", "c1ccccc1 O": RDKit would silently read the rest
+    as a name); only a CXSMILES extension (``"CCO |$;;$|"``) may follow a space.
+
+    Accepted as RDKit reads them (every featurizer handles them, unusual ones in "unknown"
+    slots): single atoms and ions (``"C"``, ``"[Na+]"``, ``"[H]"``), salts and mixtures
+    (``"CC(=O)[O-].[Na+]"``: one graph with several components), isotopes (``"[2H]"``,
+    ``"[13C]"``; explicit isotope hydrogens stay atoms), radicals (``"[CH3]"``), atom maps, dummy
+    atoms ``"*"`` / ``"[*:1]"`` (atomic number 0) and RDKit's any-bond ``"C~C"``.
     """
     if isinstance(smiles, bytes):
         try:
@@ -88,13 +100,33 @@ def parse_smiles(smiles: object, index: int | None = None) -> Chem.Mol:
         raise InvalidSmilesError(smiles, "empty string", index)
     if "\x00" in text:
         raise InvalidSmilesError(smiles, "contains a NUL character", index)
+    if not text.isascii():
+        _check_encodable(smiles, text, index)
     with BlockLogs():
         mol = Chem.MolFromSmiles(text)
         if mol is None:
             raise InvalidSmilesError(smiles, _diagnose(text), index)
+    if _WHITESPACE.search(text):
+        # RDKit read the part before the whitespace and took the rest as the molecule's name
+        rest = text.split(maxsplit=1)[1]
+        if not rest.startswith("|"):
+            raise InvalidSmilesError(
+                smiles, f"text after the SMILES ({rest[:40]!r}); a name belongs in another column", index
+            )
     if mol.GetNumAtoms() == 0:
         raise InvalidSmilesError(smiles, "molecule has no atoms", index)
     return mol
+
+
+_WHITESPACE = re.compile(r"\s")
+
+
+def _check_encodable(smiles: str, text: str, index: int | None) -> None:
+    """RDKit takes UTF-8: lone surrogates (undecodable input bytes) would make it raise UnicodeEncodeError."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidSmilesError(smiles, "bytes that are not valid UTF-8 (undecodable input)", index) from exc
 
 
 def iter_mols(smiles: Iterable[object]) -> Iterator[tuple[int, Chem.Mol | None, InvalidSmilesError | None]]:

@@ -6,7 +6,7 @@ import argparse
 import csv
 import io
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import numpy as np
 
 from molchannel.atomic import write_text_atomic
 from molchannel.chem.smiles import ON_INVALID_CHOICES, InvalidRecord
+from molchannel.progress import progress
 
 log = logging.getLogger("molchannel.cli")
 CHUNK = 8192  # rows per model call, so the progress bar moves and memory stays bounded
@@ -37,14 +38,34 @@ def sidecar_path(output: str | Path) -> Path:
     return out.with_name(out.name + ".invalid.csv")
 
 
+def escape_undecodable(text: str) -> str:
+    """Input text as read, with bytes that were not UTF-8 (kept as surrogate escapes) written as
+    ``\\xff``: the same in every output (predictions, parquet, the invalid-row report)."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that no file byte produces (text made in Python)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def csv_text(rows: Iterable[Sequence[object]], delimiter: str = ",") -> str:
+    """Rows as CSV/TSV text with ``\\n`` line ends.
+
+    Python's writer quotes a field holding ``\\n`` but not one holding a bare ``\\r`` when the
+    line terminator is ``\\n``; readers then split that row in two. Rows with a ``\\r`` anywhere
+    are therefore written with every field quoted.
+    """
+    buffer = io.StringIO()
+    plain = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    quoted = csv.writer(buffer, delimiter=delimiter, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for row in rows:
+        (quoted if any(isinstance(v, str) and "\r" in v for v in row) else plain).writerow(row)
+    return buffer.getvalue()
+
+
 def write_invalid_report(path: str | Path, invalid: Sequence[InvalidRecord]) -> None:
     """``index,smiles,reason`` for every invalid row, written atomically."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["index", "smiles", "reason"])
-    for rec in invalid:
-        writer.writerow([rec.index, rec.smiles.encode("utf-8", "backslashreplace").decode(), rec.reason])
-    write_text_atomic(path, buffer.getvalue())
+    rows = [[rec.index, escape_undecodable(rec.smiles), rec.reason] for rec in invalid]
+    write_text_atomic(path, csv_text([["index", "smiles", "reason"], *rows]))
 
 
 def report_invalid(output: str | Path, invalid: Sequence[InvalidRecord], n: int) -> Path | None:
@@ -73,14 +94,12 @@ def map_in_chunks(
     it is called with ``"raise"`` when ``on_invalid`` is ``raise``, else with ``"nan"``. Returns the
     full ``[n, *width]`` array, the valid row indices and the invalid records (file row numbers).
     """
-    from tqdm.auto import tqdm
-
     n = len(smiles)
     out = np.full((n, *width), np.nan, dtype=np.float32)
     kept: list[int] = []
     invalid: list[InvalidRecord] = []
     policy = "raise" if on_invalid == "raise" else "nan"
-    with tqdm(total=n, unit="mol", desc=desc, disable=quiet, dynamic_ncols=True) as bar:
+    with progress(total=n, unit="mol", desc=desc, disable=quiet) as bar:
         for lo in range(0, n, CHUNK):
             chunk = smiles[lo : lo + CHUNK]
             part, report = fn(chunk, policy)

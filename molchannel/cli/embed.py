@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from molchannel.api import load
-from molchannel.cli.common import add_input_arguments, map_in_chunks, report_invalid
+from molchannel.cli.common import add_input_arguments, escape_undecodable, map_in_chunks, report_invalid
 from molchannel.data.smiles_file import read_smiles_file
 
 log = logging.getLogger("molchannel.embed")
@@ -93,7 +93,7 @@ def _write_parquet(
         raise RuntimeError("writing .parquet needs pyarrow: pip install 'molchannel[io]'") from exc
     cols: dict[str, pa.Array] = {
         "row": pa.array(rows),
-        "smiles": pa.array([smiles[i].encode("utf-8", "backslashreplace").decode() for i in rows]),
+        "smiles": pa.array([escape_undecodable(smiles[i]) for i in rows]),
         "valid": pa.array([int(i) in valid for i in rows]),
     }
     if channels is None:

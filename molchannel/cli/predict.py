@@ -13,8 +13,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import logging
 import time
 from pathlib import Path
@@ -24,7 +22,13 @@ import numpy as np
 
 from molchannel.api import load
 from molchannel.atomic import write_text_atomic
-from molchannel.cli.common import add_input_arguments, map_in_chunks, report_invalid
+from molchannel.cli.common import (
+    add_input_arguments,
+    csv_text,
+    escape_undecodable,
+    map_in_chunks,
+    report_invalid,
+)
 from molchannel.data.smiles_file import SmilesTable, read_smiles_file
 
 log = logging.getLogger("molchannel.predict")
@@ -90,16 +94,9 @@ def _table_text(
     smiles_col = table.smiles_col or header[0]
     columns = {smiles_col: table.smiles, **table.columns}
     task_columns = prediction_columns(header, tasks)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
-    writer.writerow([*header, *task_columns, "valid"])
+    lines = [[*header, *task_columns, "valid"]]
     for i in rows:
-        values = [_text(columns[h][i]) for h in header]
+        values = [escape_undecodable(columns[h][i]) for h in header]
         scores = ["" if np.isnan(v) else repr(float(v)) for v in predictions[i]]
-        writer.writerow([*values, *scores, i in valid])
-    return buffer.getvalue()
-
-
-def _text(value: str) -> str:
-    """Input cells as read; undecodable bytes (kept as surrogates) are written backslash-escaped."""
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        lines.append([*values, *scores, i in valid])
+    return csv_text(lines, delimiter)

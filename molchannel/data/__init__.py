@@ -26,6 +26,7 @@ from molchannel.data.registry import (
 from molchannel.data.smiles_file import SmilesTable, read_smiles_file
 from molchannel.data.splits import (
     Split,
+    column_split,
     official_split,
     random_scaffold_split,
     random_split,
@@ -46,6 +47,7 @@ __all__ = [
     "MoleculeTable",
     "SmilesTable",
     "Split",
+    "column_split",
     "fetch_file",
     "get_dataset_spec",
     "graph_cache_key",

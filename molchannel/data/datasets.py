@@ -7,7 +7,6 @@ rows can be featurized. Missing labels are NaN, never zero, so losses and metric
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
 import logging
@@ -22,6 +21,7 @@ import numpy as np
 from molchannel.chem.smiles import InvalidRecord, InvalidSmilesError, parse_smiles
 from molchannel.data.paths import fetch_file, sha256_of_file
 from molchannel.data.registry import DatasetSpec, Metric, TaskType, get_dataset_spec
+from molchannel.data.smiles_file import csv_rows
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,9 @@ class MoleculeTable:
 # ---- reading ------------------------------------------------------------------------------
 def _open_text(path: Path) -> io.TextIOBase:
     raw = gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")  # noqa: SIM115
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    # undecodable bytes are kept as surrogate escapes, so the row is reported (an invalid SMILES, a
+    # non-numeric label) instead of a UnicodeDecodeError failing the whole file
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
 def _delimiter(path: Path) -> str:
@@ -105,8 +107,8 @@ def _read_columns(
 ) -> tuple[list[str], dict[str, list[str]]]:
     """Read the wanted columns as text. ``target_cols=None`` means every column not otherwise named."""
     with _open_text(path) as fh:
-        reader = csv.reader(fh, delimiter=_delimiter(path))
-        header = next(reader, None)
+        reader = csv_rows(fh, _delimiter(path), path.name)
+        _, header = next(reader, (0, None))
         if header is None:
             raise ValueError(f"{path} is empty; expected a header line with a {smiles_col!r} column")
         if target_cols is None:
@@ -122,12 +124,12 @@ def _read_columns(
             raise ValueError(f"{path.name}: column(s) {duplicated} appear more than once in the header")
         positions = [header.index(c) for c in wanted]
         columns: list[list[str]] = [[] for _ in wanted]
-        for row in reader:
+        for line_num, row in reader:
             if not row:
                 continue
             if len(row) != len(header):
                 raise ValueError(
-                    f"{path.name} line {reader.line_num}: {len(row)} fields, but the header has {len(header)}"
+                    f"{path.name} line {line_num}: {len(row)} fields, but the header has {len(header)}"
                 )
             for out, pos in zip(columns, positions, strict=True):
                 out.append(row[pos])
@@ -194,6 +196,8 @@ def _build_table(
     targets, columns = _read_columns(path, smiles_col, target_cols, extra_cols)
     if not targets:
         raise ValueError(f"{path.name}: no target columns (pass target_cols=...)")
+    if not columns[smiles_col]:
+        raise ValueError(f"{path.name} has a header but no rows of molecules")
     smiles = [s.strip() for s in columns[smiles_col]]
     y = np.empty((len(smiles), len(targets)), dtype=np.float32)
     n_inf = 0
@@ -257,8 +261,15 @@ def load_csv(
     """Load your own CSV/TSV (optionally ``.gz``) with a SMILES column and numeric label columns.
 
     ``target_cols=None`` takes every column except the SMILES column and ``extra_cols``. Empty
-    label cells are missing (NaN); ``inf`` labels become NaN and are counted in
+    label cells (and ``nan``) are missing (NaN); ``inf`` labels become NaN and are counted in
     ``n_nonfinite_labels``; any other text in a label column is an error naming the rows.
+
+    Rows are kept as they are: invalid SMILES (including cells with bytes that are not UTF-8)
+    are listed in ``invalid``, duplicated rows stay duplicated, and a task whose labels are all
+    one class loads as it is (ROC-AUC is undefined for it). Errors (``ValueError``, naming the
+    file): an empty or header-only file, a missing SMILES or target column
+    (:class:`MissingColumnError`), rows with another number of fields than the header, and
+    classification labels other than 0/1.
     """
     p = Path(path)
     if not p.is_file():

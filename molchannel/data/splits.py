@@ -126,12 +126,15 @@ def scaffold_split(
     include_chirality: bool = True,
     count_invalid: bool = True,
 ) -> Split:
-    """Deterministic scaffold split, identical to DeepChem's ``ScaffoldSplitter`` (see module docstring)."""
-    f_train, f_valid, _ = _check_fractions(frac)
+    """Deterministic scaffold split, identical to DeepChem's ``ScaffoldSplitter`` (see module docstring).
+
+    With ``frac_test == 0`` the test set is empty (every group that train turns away validates).
+    """
+    f_train, f_valid, f_test = _check_fractions(frac)
     groups, invalid = scaffold_groups(smiles, include_chirality)
     n = len(smiles) if count_invalid else len(smiles) - len(invalid)
     train_cutoff = f_train * n
-    valid_cutoff = (f_train + f_valid) * n
+    valid_cutoff = (f_train + f_valid) * n if f_test > 0 else math.inf  # no test set: the rest validates
     ordered = sorted(groups, key=lambda g: (len(g), g[0]), reverse=True)
     train: list[int] = []
     valid: list[int] = []
@@ -201,15 +204,16 @@ def random_split(
 
     ``int(frac_train * m)`` rows go to train, ``int(frac_valid * m)`` to valid and the rest to test,
     where ``m`` counts the rows not excluded: rows where ``valid_mask`` is False go to ``excluded``.
+    With ``frac_test == 0`` the test set is empty: the rest go to train instead.
     """
-    f_train, f_valid, _ = _check_fractions(frac)
+    f_train, f_valid, f_test = _check_fractions(frac)
     rows = np.arange(n, dtype=np.int64)
     mask = np.ones(n, dtype=bool) if valid_mask is None else np.asarray(valid_mask, dtype=bool)
     if mask.shape != (n,):
         raise ValueError(f"valid_mask has shape {mask.shape}, expected ({n},)")
     usable = np.random.default_rng(seed).permutation(rows[mask])
-    n_train = int(f_train * len(usable))
     n_valid = int(f_valid * len(usable))
+    n_train = int(f_train * len(usable)) if f_test > 0 else len(usable) - n_valid
     return Split(
         train=usable[:n_train],
         valid=usable[n_train : n_train + n_valid],
@@ -250,6 +254,50 @@ def official_split(
         valid, train = train[chosen], train[~chosen]
     return Split(train=train, valid=valid, test=test, excluded=np.flatnonzero(~usable), method="official",
                  params={"valid_frac": valid_frac, "seed": seed})  # fmt: skip
+
+
+#: Values of a split column (``column_split``), case-insensitive, and the subset each one names.
+SPLIT_VALUES: dict[str, str] = {
+    "train": "train",
+    "valid": "valid",
+    "val": "valid",
+    "validation": "valid",
+    "test": "test",
+}
+
+
+def column_split(
+    split_column: Sequence[object], column: str = "split", valid_mask: np.ndarray | None = None
+) -> Split:
+    """The split a user gives as a column of their file: ``train``, ``valid`` or ``test`` per row.
+
+    Values are case-insensitive, surrounding spaces ignored; ``val`` and ``validation`` mean
+    ``valid``. Any other value, or an empty cell, is a ``ValueError`` naming the rows (0-based data
+    rows, as elsewhere in molchannel). Rows where ``valid_mask`` is False (unparseable SMILES) go to
+    ``excluded``. Any subset may be empty here; fine-tuning needs train and valid rows.
+    """
+    labels = [str(v).strip().lower() for v in split_column]
+    bad = [(i, v) for i, (v, label) in enumerate(zip(split_column, labels, strict=True))
+           if label not in SPLIT_VALUES]  # fmt: skip
+    if bad:
+        shown = "; ".join(f"row {i}: {str(v)!r}" for i, v in bad[:10])
+        raise ValueError(
+            f"split column {column!r} holds {len(bad)} value(s) that are not a subset name ({shown}"
+            f"{'; ...' if len(bad) > 10 else ''}); give every row one of {sorted(SPLIT_VALUES)} "
+            "(case-insensitive; val and validation mean valid)"
+        )
+    subset = np.array([SPLIT_VALUES[label] for label in labels], dtype=object)
+    usable = np.ones(len(labels), dtype=bool) if valid_mask is None else np.asarray(valid_mask, dtype=bool)
+    if usable.shape != subset.shape:
+        raise ValueError(f"valid_mask has shape {usable.shape}, expected {subset.shape}")
+    return Split(
+        train=np.flatnonzero((subset == "train") & usable),
+        valid=np.flatnonzero((subset == "valid") & usable),
+        test=np.flatnonzero((subset == "test") & usable),
+        excluded=np.flatnonzero(~usable),
+        method="column",
+        params={"column": column},
+    )
 
 
 def benchmark_split(table: MoleculeTable, valid_frac: float = 0.1, seed: int = 0) -> Split:
