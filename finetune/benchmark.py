@@ -44,18 +44,13 @@ import yaml
 from molchannel import __version__
 from molchannel.atomic import write_text_atomic
 from molchannel.data import get_dataset_spec, list_datasets
+from molchannel.finetune.config import comparable_config, config_differences
 
 log = logging.getLogger("molchannel.benchmark")
 
 Collection = Literal["moleculenet", "moleculeace"]
 COLLECTIONS: tuple[str, ...] = ("moleculenet", "moleculeace")
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2)
-#: Config keys that cannot change a run's numbers; left out of the config hash.
-EXECUTION_ONLY_KEYS: tuple[tuple[str, ...], ...] = (
-    ("data", "num_workers"),
-    ("data", "cache_dir"),
-    ("trainer", "tensorboard"),
-)
 RECORD_FORMAT = 1
 
 #: ``runner(config, output_dir, resume=..., quiet=...) -> FinetuneResult`` (``molchannel.finetune.run``).
@@ -250,38 +245,21 @@ def model_fingerprint(config: Mapping[str, Any]) -> str:
     return str(base["weights_sha256"])
 
 
-def _without(config: Mapping[str, Any], paths: Sequence[tuple[str, ...]]) -> dict[str, Any]:
-    out = json.loads(json.dumps(config, default=str))
-    for path in paths:
-        node = out
-        for part in path[:-1]:
-            node = node.get(part, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-            node.pop(path[-1], None)
-    return out
-
-
 def config_hash(material: Mapping[str, Any]) -> str:
     """Short sha256 of canonical JSON (sorted keys) of ``material``."""
     text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _without_inert_keys(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` less keys that were added later and change nothing at the value they had implicitly
-    before they existed, so that records made before a key was added keep their hash (and are not
-    rerun). ``data.split_col`` (added with ``data.split: column``) is only read by that split."""
-    out = _without(config, EXECUTION_ONLY_KEYS)
-    data = out.get("data")
-    if isinstance(data, dict) and data.get("split") != "column" and data.get("split_col", "split") == "split":
-        data.pop("split_col", None)
-    return out
-
-
 def run_hash(config: Mapping[str, Any], data_sha256: str, weights_sha256: str) -> str:
-    """Hash of everything that determines a fine-tuning run's numbers."""
+    """Hash of everything that determines a fine-tuning run's numbers.
+
+    The config part is :func:`molchannel.finetune.config.comparable_config` (execution-only keys and keys
+    added later at their inert defaults left out, so older records keep their hash); an invalid ``config``
+    raises ``ValueError``.
+    """
     return config_hash({
-        "config": _without_inert_keys(config),
+        "config": comparable_config(dict(config)),
         "data_sha256": data_sha256,
         "weights_sha256": weights_sha256,
     })  # fmt: skip
@@ -435,14 +413,14 @@ def _default_runner() -> Runner:
     return run_finetune
 
 
-def _same_config(saved: Any, config: dict[str, Any]) -> bool:
-    """Equal configs, counting keys added since ``saved`` was written as set to their defaults."""
-    from molchannel.finetune.config import as_config
-
-    try:
-        return as_config(saved).to_dict() == as_config(config).to_dict()
-    except (TypeError, ValueError, AttributeError):
-        return False
+def _why_not_resumable(marker: Mapping[str, Any] | None, config: dict[str, Any], hash_: str) -> str:
+    """Why the unfinished run of ``marker`` (its ``.started.json``) is not one of ``config``; "" if it is."""
+    if not marker:
+        return "no readable record of the run it holds"
+    if marker.get("config_hash") != hash_:
+        return "a run of another config, starting model or data file"
+    differences = config_differences(marker.get("config"), config)
+    return "a run of another config: " + "; ".join(differences[:8]) if differences else ""
 
 
 def _run_one(
@@ -452,13 +430,12 @@ def _run_one(
     out = options.output_dir
     run_dir = run_dir_of(out, dataset, seed)
     marker = read_record(started_path(out, dataset, seed))
-    # Resume only an unfinished run of exactly this config (run_finetune checks config.yaml the same way).
-    same = bool(marker) and marker.get("config_hash") == hash_ and _same_config(marker.get("config"), config)
-    resume = same and run_dir.is_dir()
+    # Resume only an unfinished run of the same config (run_finetune checks config.yaml the same way); one
+    # that differs only in execution-only keys (data.num_workers, trainer.tensorboard, ...) is the same run.
+    why_not = _why_not_resumable(marker, config, hash_)
+    resume = not why_not and run_dir.is_dir()
     if run_dir.exists() and not resume:
-        log.info(
-            "%s seed %d: removing %s (a run of another config, or not resumable)", dataset, seed, run_dir
-        )
+        log.info("%s seed %d: removing %s (%s)", dataset, seed, run_dir, why_not or "not resumable")
         shutil.rmtree(run_dir)
     stale = record_path(out, dataset, seed)
     if stale.exists():

@@ -9,6 +9,7 @@ annealing per epoch to eta_min 1e-4, batch 32; METHOD.md section 6).
 from __future__ import annotations
 
 import copy
+import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -302,3 +303,54 @@ def as_config(config: dict[str, Any] | FinetuneConfig) -> FinetuneConfig:
         config.validate()
         return config
     return FinetuneConfig.from_dict(merge(FinetuneConfig().to_dict(), config))
+
+
+#: Config keys that cannot change a run's numbers (how it is executed and logged): a run may be resumed,
+#: and a benchmark record kept, when only these differ.
+EXECUTION_ONLY_KEYS: tuple[tuple[str, str], ...] = (
+    ("data", "num_workers"),
+    ("data", "cache_dir"),
+    ("trainer", "tensorboard"),
+)
+
+
+def comparable_config(config: dict[str, Any] | FinetuneConfig) -> dict[str, Any]:
+    """What of ``config`` determines a run's numbers, as a plain JSON-like dict: "the same run" is equality.
+
+    The validated config with keys it lacks (added since it was written) at their defaults, less
+    :data:`EXECUTION_ONLY_KEYS` and less keys that are inert at the value they had implicitly before they
+    existed (``data.split_col`` at its default ``"split"`` is only read by ``data.split: column``), so
+    that older run folders and benchmark records still match. Used for the benchmark's config hash, for
+    resuming an unfinished benchmark run and for ``finetune --resume``. Raises ``ValueError`` (or
+    ``TypeError``) for an invalid config.
+    """
+    if not isinstance(config, (dict, FinetuneConfig)):
+        raise TypeError(f"a fine-tuning config must be a mapping of config sections, got {config!r}")
+    out = json.loads(json.dumps(as_config(copy.deepcopy(config)).to_dict(), default=str))
+    for section, key in EXECUTION_ONLY_KEYS:
+        out[section].pop(key, None)
+    data = out["data"]
+    if data["split"] != "column" and data["split_col"] == "split":
+        del data["split_col"]
+    return out
+
+
+def config_differences(saved: Any, current: dict[str, Any] | FinetuneConfig) -> list[str]:
+    """Why ``saved`` (a run folder's config.yaml, a benchmark's marker) is not the run of ``current``:
+    ``"key: saved -> current"`` lines of :func:`comparable_config`, or one line saying that ``saved`` is
+    not a valid config; empty when they are the same run. An invalid ``current`` raises."""
+    now = comparable_config(current)
+    try:
+        before = comparable_config(saved)
+    except (TypeError, ValueError, AttributeError) as exc:
+        return [f"the saved config is not a valid fine-tuning config ({exc})"]
+    return _differences(before, now)
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for key in sorted(set(a) | set(b)):
+            out += _differences(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [f"{prefix.rstrip('.')}: {a!r} -> {b!r}"]

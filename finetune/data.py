@@ -64,11 +64,13 @@ def load_table(config: DataConfig) -> MoleculeTable:
                 extra_cols=split_cols,
             )
         except MissingColumnError as exc:
-            if not split_cols or repr(config.split_col) not in str(exc):
+            if config.split_col not in split_cols or config.split_col not in exc.missing:
                 raise
             raise MissingColumnError(
                 f"{exc}. data.split: column reads each row's subset (train/valid/test) from the column "
-                f"data.split_col={config.split_col!r}: set data.split_col to your split column's name"
+                f"data.split_col={config.split_col!r}: set data.split_col to your split column's name",
+                missing=exc.missing,
+                columns=exc.columns,
             ) from exc
     return head_rows(table, config.limit) if config.limit is not None else table
 

@@ -14,6 +14,7 @@ Run folder::
     result.json            the FinetuneResult (without the arrays)
     checkpoints/           last.ckpt (resume) and best.ckpt (selected epoch), Lightning format
     model/                 model folder with the head: molchannel.load("RUN/model").predict(...)
+    tensorboard/           TensorBoard event file, with trainer.tensorboard: true
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from molchannel.atomic import write_text_atomic
 from molchannel.data import MoleculeTable, load_or_build_graphs
 from molchannel.data.splits import Split
 from molchannel.finetune.callbacks import BEST_CHECKPOINT, LAST_CHECKPOINT, RunRecorder
-from molchannel.finetune.config import FinetuneConfig, as_config
+from molchannel.finetune.config import FinetuneConfig, as_config, config_differences
 from molchannel.finetune.data import FinetuneDataModule, graph_cache_dir, load_table, make_split
 from molchannel.finetune.metrics import TargetScaler
 from molchannel.finetune.module import FinetuneModule
@@ -158,7 +159,13 @@ def run_finetune(
 
 # ---- set-up ------------------------------------------------------------------------------------
 def _prepare_run_dir(run_dir: Path, cfg: FinetuneConfig, resume: bool, last: Path) -> None:
-    """Write config.yaml; refuse to mix runs: resuming needs the same config, a fresh start an empty slot."""
+    """Write config.yaml; refuse to mix runs: resuming needs the same config, a fresh start an empty slot.
+
+    "The same config" is :func:`molchannel.finetune.config.comparable_config` (the benchmark's too): keys
+    added since the run folder was written count as at their defaults, and execution-only keys
+    (``data.num_workers``, ``data.cache_dir``, ``trainer.tensorboard``) may change; config.yaml is then
+    rewritten with the config given.
+    """
     config_file = run_dir / "config.yaml"
     if last.is_file() and not resume:
         raise ValueError(
@@ -166,34 +173,19 @@ def _prepare_run_dir(run_dir: Path, cfg: FinetuneConfig, resume: bool, last: Pat
             "or finish it, or choose another output folder"
         )
     if resume and last.is_file() and config_file.is_file():
-        saved = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-        # a run folder written before a config key existed holds that key's default implicitly
-        saved = _with_defaults(saved)
-        if saved != cfg.to_dict():
-            diff = _diff(saved, cfg.to_dict())
+        try:
+            saved = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            diff = [f"{config_file} is unreadable ({exc})"]
+        else:
+            diff = config_differences(saved, cfg)
+        if diff:
             raise ValueError(
                 f"cannot resume {run_dir}: its config.yaml differs from the config given "
                 f"({'; '.join(diff[:8])}). Resume with the same config, or start a new output folder."
             )
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(config_file, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-
-
-def _with_defaults(saved: Any) -> Any:
-    """``saved`` (a config.yaml body) with keys added since it was written set to their defaults."""
-    try:
-        return as_config(saved).to_dict()
-    except (TypeError, ValueError, AttributeError):
-        return saved  # unreadable or invalid: the comparison reports the difference
-
-
-def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: list[str] = []
-        for key in sorted(set(a) | set(b)):
-            out += _diff(a.get(key), b.get(key), f"{prefix}{key}.")
-        return out
-    return [] if a == b else [f"{prefix.rstrip('.')}: {a!r} -> {b!r}"]
 
 
 def _head_section(table: MoleculeTable, split: Split) -> dict[str, Any]:

@@ -227,15 +227,14 @@ class MolChannelModel:
         n = len(items)
         out = np.full((n, *width), np.nan, dtype=np.float32)
         report = EmbedReport(n_inputs=n)
-        bar = _progress(n, progress, desc)
         done = 0
-        for rows, batch in self._batches(items, batch_size, on_invalid, report):
-            out[rows] = fn(batch.to(self.device))
-            report.indices.extend(rows)
-            bar.update(rows[-1] + 1 - done)
-            done = rows[-1] + 1
-        bar.update(n - done)
-        bar.close()
+        with _progress(n, progress, desc) as bar:  # closed also when an invalid row raises
+            for rows, batch in self._batches(items, batch_size, on_invalid, report):
+                out[rows] = fn(batch.to(self.device))
+                report.indices.extend(rows)
+                bar.update(rows[-1] + 1 - done)
+                done = rows[-1] + 1
+            bar.update(n - done)
         if report.invalid:
             log.warning("%d of %d SMILES were invalid (%s)", len(report.invalid), n, on_invalid)
         if on_invalid == "skip":
@@ -344,10 +343,15 @@ def _as_items(smiles: object) -> tuple[bool, Sequence[object]]:
     (``None``, a float ``NaN`` from a table, a number): one input row, which the invalid-SMILES
     policy then handles, instead of an unrelated ``TypeError`` (or, for ``bytes``, one row per
     byte). Other iterables (lists, tuples, numpy arrays, pandas Series, generators) give one row
-    per element.
+    per element. Tables (a DataFrame, a 2-D array) are refused: pass their SMILES column.
     """
     if isinstance(smiles, str | bytes) or not isinstance(smiles, Iterable):
         return True, [smiles]
+    if hasattr(smiles, "columns") or getattr(smiles, "ndim", 1) > 1:
+        raise TypeError(
+            f"expected SMILES as a string or a 1-D sequence, got a table ({type(smiles).__name__} of shape "
+            f"{getattr(smiles, 'shape', '?')}); pass its SMILES column, e.g. df['smiles']"
+        )
     return False, smiles if isinstance(smiles, Sequence) else list(smiles)
 
 

@@ -8,6 +8,7 @@ who shares the model. Loading a model never reads the card.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,10 @@ from typing import Any
 from molchannel.atomic import write_text_atomic
 
 CARD_FILE = "README.md"
+#: first line of every generated card; a README.md without it is the author's and is never replaced
+GENERATED_MARK = "<!-- molchannel model card -->"
+
+log = logging.getLogger(__name__)
 
 
 def model_card_template() -> str:
@@ -53,7 +58,7 @@ def render_model_card(
         or "(none recorded)"
     )
     values = {
-        "name": Path(folder).name or "molchannel model",
+        "name": _title(prov, folder),
         "description": _sentence(prov.get("description") or "a molchannel multi-channel model"),
         "kind": kind,
         "backbone": enc.get("backbone"),
@@ -63,7 +68,7 @@ def render_model_card(
         "featurizer": _featurizer_key(config.get("featurizer", {})),
         "channels": ", ".join(channels),
         "channel_weights": (
-            ", ".join(f"{c} {w:.3f}" for c, w in zip(channels, weights, strict=False))
+            ", ".join(f"{c} {w:.3f}" for c, w in zip(channels, weights, strict=True))
             if weights
             else "see config.json"
         ),
@@ -71,7 +76,7 @@ def render_model_card(
         "weights_sha256": config.get("weights_sha256", ""),
         "molchannel_version": prov.get("molchannel_version", "?"),
         "torch_version": prov.get("torch_version", "?"),
-        "folder": Path(folder).name or str(folder),
+        "folder": Path(folder).as_posix(),
         "usage": usage,
         "training": _training_text(prov, head),
         "evaluation": evaluation,
@@ -86,10 +91,21 @@ def write_model_card(
     num_parameters: int,
     channel_weights: list[float] | None = None,
 ) -> Path:
-    """Write ``folder/README.md``, replacing an older card: a card must describe the weights beside it."""
+    """Write ``folder/README.md``: a new card, or a fresh one over an older generated card (a card must
+    describe the weights beside it). A ``README.md`` that molchannel did not write is kept."""
     path = Path(folder) / CARD_FILE
+    if path.is_file() and GENERATED_MARK not in path.read_text(encoding="utf-8", errors="replace"):
+        log.info("%s was not written by molchannel: kept as it is (no model card written)", path)
+        return path
     write_text_atomic(path, render_model_card(config, folder, num_parameters, channel_weights))
     return path
+
+
+def _title(prov: dict[str, Any], folder: str | os.PathLike[str]) -> str:
+    if prov.get("finetuned"):
+        data = prov.get("dataset") or Path(str(prov.get("data_path") or "data")).name
+        return f"molchannel model fine-tuned on {data} (seed {prov.get('seed')})"
+    return Path(folder).name or "molchannel model"
 
 
 def _featurizer_key(spec: dict[str, Any]) -> str:

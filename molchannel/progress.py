@@ -9,6 +9,7 @@ command's ``--quiet`` hides its bars.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -38,11 +39,65 @@ def rich_available() -> bool:
     return True
 
 
+class _RichLive:
+    """The one rich display all open rich bars share (rich allows one live display at a time).
+
+    The first bar starts it and points logging at rich's redirected stderr; nested bars (a
+    featurizing bar inside a benchmark's bar) are extra rows; the last bar to close stops it.
+    """
+
+    def __init__(self) -> None:
+        from rich import progress as rp
+        from rich.console import Console
+
+        self.display = rp.Progress(
+            rp.TextColumn("[bold]{task.description}"),
+            rp.BarColumn(),
+            rp.MofNCompleteColumn(),
+            rp.TextColumn("{task.fields[unit]}"),
+            rp.TimeElapsedColumn(),
+            rp.TextColumn("<"),
+            rp.TimeRemainingColumn(),
+            rp.TextColumn("{task.fields[postfix]}"),
+            console=Console(stderr=True),  # bars on stderr, like tqdm's: stdout stays the command's output
+            redirect_stderr=True,
+        )
+        self.open_bars = 0
+        self.handlers: list[tuple[logging.StreamHandler, Any]] = []
+
+    def start(self) -> None:
+        self.display.start()
+        # Logging handlers captured the real stderr when they were made; point them at rich's
+        # redirected stderr while the bar is live, so log lines print above the bar, not through it.
+        redirected = sys.stderr  # rich's proxy while live in a terminal, else the stream itself
+        originals = (sys.__stderr__, getattr(redirected, "rich_proxied_file", None))
+        for handler in logging.getLogger().handlers:
+            plain = type(handler) is logging.StreamHandler
+            if plain and handler.stream is not redirected and handler.stream in originals:
+                self.handlers.append((handler, handler.stream))
+                handler.setStream(redirected)
+
+    def stop(self) -> None:
+        self.display.stop()
+        for handler, stream in self.handlers:
+            handler.setStream(stream)
+        self.handlers.clear()
+
+
+_live: _RichLive | None = None
+
+
+def rich_bar_is_live() -> bool:
+    """True while a molchannel rich bar is drawn (another live display, e.g. Lightning's, would clash)."""
+    return _live is not None
+
+
 class Progress:
     """A progress bar with the part of tqdm's interface that molchannel uses.
 
     ``update(n)``, ``set_postfix_str(text)``, ``close()``, use as a context manager, or iterate
-    over the wrapped iterable. Disabled bars accept every call and draw nothing.
+    over the wrapped iterable. Disabled bars accept every call and draw nothing. ``initial`` counts
+    work done before (a resumed job), so the rate and the time left count only the new work.
     """
 
     def __init__(
@@ -52,53 +107,32 @@ class Progress:
         desc: str = "",
         unit: str = "it",
         disable: bool = False,
+        initial: float = 0,
     ) -> None:
         self.iterable = iterable
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             total = len(iterable)  # type: ignore[arg-type]
         self.total = total
         self.desc = desc
-        backend = "none" if disable else progress_backend()
-        self.backend = backend
+        self.backend = "none" if disable else progress_backend()
         self._bar: Any = None
-        self._handlers: list[tuple[logging.StreamHandler, Any]] = []
-        if backend == "tqdm":
+        if self.backend == "tqdm":
             from tqdm.auto import tqdm
             from tqdm.contrib.logging import logging_redirect_tqdm
 
-            self._bar = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
+            self._bar = tqdm(total=total, desc=desc, unit=unit, initial=initial, dynamic_ncols=True)
             # log lines print above the bar instead of through it
             self._redirect = logging_redirect_tqdm()
             self._redirect.__enter__()
-        elif backend == "rich":
-            self._start_rich(unit)
-
-    def _start_rich(self, unit: str) -> None:
-        from rich import progress as rp
-
-        self._bar = rp.Progress(
-            rp.TextColumn("[bold]{task.description}"),
-            rp.BarColumn(),
-            rp.MofNCompleteColumn(),
-            rp.TextColumn(f"{unit}"),
-            rp.TimeElapsedColumn(),
-            rp.TextColumn("<"),
-            rp.TimeRemainingColumn(),
-            rp.TextColumn("{task.fields[postfix]}"),
-            transient=False,
-            redirect_stderr=True,
-        )
-        self._task = self._bar.add_task(self.desc, total=self.total, postfix="")
-        self._bar.start()
-        # Logging handlers captured the real stderr when they were made; point them at rich's
-        # redirected stderr while the bar is live, so log lines print above the bar, not through it.
-        redirected = sys.stderr  # rich's proxy while live in a terminal, else the stream itself
-        originals = (sys.__stderr__, getattr(redirected, "rich_proxied_file", None))
-        for handler in logging.getLogger().handlers:
-            plain = type(handler) is logging.StreamHandler
-            if plain and handler.stream is not redirected and handler.stream in originals:
-                self._handlers.append((handler, handler.stream))
-                handler.setStream(redirected)
+        elif self.backend == "rich":
+            global _live
+            if _live is None:
+                _live = _RichLive()
+                _live.start()
+            _live.open_bars += 1
+            self._bar = _live.display
+            # rich estimates the rate from advance() calls only, so work done before does not count
+            self._task = self._bar.add_task(desc, total=total, completed=initial, unit=unit, postfix="")
 
     def update(self, n: float = 1) -> None:
         if self.backend == "tqdm":
@@ -113,17 +147,28 @@ class Progress:
             self._bar.update(self._task, postfix=text)
 
     def close(self) -> None:
+        """Finish the bar and give logging its stream back (idempotent; also runs on garbage collection)."""
         if self._bar is None:
             return
         if self.backend == "tqdm":
             self._bar.close()
             self._redirect.__exit__(None, None, None)
-        else:
-            self._bar.stop()
-            for handler, stream in self._handlers:
-                handler.setStream(stream)
+        elif self.backend == "rich":
+            global _live
+            assert _live is not None
+            _live.open_bars -= 1
+            if _live.open_bars == 0:
+                _live.stop()
+                _live = None
+            else:
+                self._bar.remove_task(self._task)  # a finished inner bar makes room
         self._bar = None
         self.backend = "none"
+
+    def __del__(self) -> None:
+        # a bar abandoned by an exception must not leave logging redirected for the rest of the process
+        with contextlib.suppress(Exception):  # at interpreter shutdown there is nothing left to restore
+            self.close()
 
     def __iter__(self) -> Iterator[Any]:
         if self.iterable is None:
@@ -149,6 +194,7 @@ def progress(
     desc: str = "",
     unit: str = "it",
     disable: bool = False,
+    initial: float = 0,
 ) -> Progress:
     """A :class:`Progress` bar (see the module docstring for which kind)."""
-    return Progress(iterable, total=total, desc=desc, unit=unit, disable=disable)
+    return Progress(iterable, total=total, desc=desc, unit=unit, disable=disable, initial=initial)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import math
 import os
 import random
 import shutil
@@ -544,7 +545,8 @@ class _FinetunedEstimator(BaseEstimator):
             run_dir = self._prepare_run_dir(work)
             csv_path = (run_dir if self.run_dir is not None else work) / "train.csv"
             config = as_config(self._finetune_config(source, csv_path, work / "graphs", tasks, seed))
-            chosen = _choose_valid(n_real, self._stratify_key(targets[keep]), n_valid, seed)
+            kept = targets[keep]
+            chosen = _choose_valid(n_real, self._stratify_key(kept), n_valid, seed, self._valid_groups(kept))
             subsets = np.full(n_real, "train", dtype=object)
             subsets[chosen] = "valid"
             rows = [(smiles[i], targets[i], subset) for i, subset in zip(keep, subsets, strict=True)]
@@ -558,6 +560,15 @@ class _FinetunedEstimator(BaseEstimator):
             shutil.rmtree(work, ignore_errors=True)
         if self.run_dir is None:
             model.path = None  # the temporary run folder is gone; the weights live in memory
+        if not math.isfinite(result.valid_metric):
+            warnings.warn(
+                f"{name}.fit: the validation {result.metric} was undefined (NaN) in every epoch (e.g. a "
+                f"class missing from the {len(chosen)} validation rows), so no epoch could be selected and "
+                f"that of epoch {result.best_epoch} was kept; give more data, a larger valid_frac, or more "
+                "than one row of every class",
+                UserWarning,
+                stacklevel=2,
+            )
         self.model_ = model
         for key, value in fitted.items():
             setattr(self, key, value)
@@ -574,6 +585,10 @@ class _FinetunedEstimator(BaseEstimator):
     def _stratify_key(self, targets: np.ndarray) -> np.ndarray | None:
         """What the validation rows are spread over: the single target's value (None: no key)."""
         return targets[:, 0] if targets.shape[1] == 1 else None
+
+    def _valid_groups(self, targets: np.ndarray) -> list[np.ndarray]:
+        """Row masks the validation rows should each meet for a defined validation metric (none here)."""
+        return []
 
     def _valid_rows(self, smiles: list[object]) -> list[int]:
         """Rows whose SMILES parse; an invalid one raises (``on_invalid="raise"``) or is left out."""
@@ -664,18 +679,54 @@ def _write_csv(path: Path, rows: list[tuple[object, np.ndarray, str]], tasks: li
             writer.writerow([text.strip(), *("" if np.isnan(v) else repr(float(v)) for v in row), subset])
 
 
-def _choose_valid(n_rows: int, key: np.ndarray | None, n_valid: int, seed: int) -> np.ndarray:
-    """Positions (sorted, of ``n_rows`` rows) of the ``n_valid`` validation rows; the others train.
+def _choose_valid(
+    n_rows: int, key: np.ndarray | None, n_valid: int, seed: int, groups: Sequence[np.ndarray] = ()
+) -> np.ndarray:
+    """Positions (sorted, of ``n_rows`` rows) of the validation rows; the others train.
 
-    The validation rows select the best epoch. They are picked systematically along ``key`` (class
-    or target value of each row, NaN last, ties in seeded random order), so they spread over the
-    classes / the target range; without a key they are a seeded random sample.
+    The validation rows select the best epoch. ``n_valid`` of them are picked systematically along
+    ``key`` (class or target value of each row, NaN last, ties in seeded random order), so they spread
+    over the classes / the target range; without a key they are a seeded random sample.
+
+    ``groups`` are boolean row masks that the validation set should each meet (a class; a task's
+    positives and its negatives), or its metric is undefined (ROC-AUC needs both classes). A group of at
+    least 2 rows that the pick missed gets one of its rows (one that no group needs for training, which
+    keeps at least one row of every group): it replaces a validation row that no group needs there, or
+    else it is added, so the validation set may be a little larger than ``n_valid``.
     """
     ranked = np.random.default_rng(seed).permutation(n_rows)
     if key is not None:
         sort_key = np.where(np.isnan(key[ranked]), np.inf, key[ranked])
         ranked = ranked[np.argsort(sort_key, kind="stable")]
-    return np.sort(ranked[((np.arange(n_valid) + 0.5) * n_rows / n_valid).astype(np.int64)])
+    chosen = np.zeros(n_rows, dtype=bool)
+    chosen[ranked[((np.arange(n_valid) + 0.5) * n_rows / n_valid).astype(np.int64)]] = True
+    member = np.array([g for g in groups if g.sum() >= 2], dtype=bool).reshape(-1, n_rows)[:, ranked]
+    if len(member):
+        chosen_r = chosen[ranked]  # from here on, positions along ``ranked``
+        for _ in range(len(member)):
+            in_valid = (member & chosen_r).sum(axis=1)
+            in_train = (member & ~chosen_r).sum(axis=1)
+            missed = in_valid == 0
+            if not missed.any():
+                break
+            # rows that would meet a missed group without taking the last training row of any group
+            spare = ~chosen_r & ~(member & (in_train <= 1)[:, None]).any(axis=0)
+            gain = np.where(spare, member[missed].sum(axis=0), 0)
+            if gain.max() == 0:
+                break
+            add = int(np.argmax(gain))
+            chosen_r[add] = True
+            # a validation row that every group it is in can spare there makes room for it
+            need = np.where(member, (member & chosen_r).sum(axis=1)[:, None], np.iinfo(np.int64).max)
+            slack = np.where(chosen_r, need.min(axis=0), -1)
+            slack[add] = -1
+            if slack.max() >= 2:
+                chosen_r[int(np.argmax(slack))] = False
+            elif (~chosen_r).sum() < 2:  # no room: training keeps at least 2 rows
+                chosen_r[add] = False
+                break
+        chosen[ranked] = chosen_r
+    return np.flatnonzero(chosen)
 
 
 def _labels_1d(y: Any, n: int, name: str) -> np.ndarray:
@@ -847,6 +898,11 @@ class MolChannelClassifier(ClassifierMixin, _FinetunedEstimator):
             return targets[:, 0]
         one_hot = ~np.isnan(targets).any() and np.all(targets.sum(axis=1) == 1)
         return np.argmax(targets, axis=1).astype(np.float64) if one_hot else None
+
+    def _valid_groups(self, targets: np.ndarray) -> list[np.ndarray]:
+        """Each task's positives and negatives: validation ROC-AUC needs both classes of a task (a class of
+        a binary or multiclass ``y`` is such a task: its one-vs-rest column)."""
+        return [targets[:, t] == value for t in range(targets.shape[1]) for value in (0.0, 1.0)]
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities: ``[N, 2]`` (binary), ``[N, K]`` (K classes) or ``[N, T]`` (multi-label).

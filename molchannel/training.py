@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from molchannel.atomic import atomic_path
-from molchannel.progress import progress_backend
+from molchannel.progress import progress_backend, rich_bar_is_live
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -113,8 +113,14 @@ class RichEpochProgressBar(RichProgressBar):
 
 
 def epoch_progress_bar() -> L.Callback:
-    """A rich bar in an interactive terminal, tqdm elsewhere (see :mod:`molchannel.progress`)."""
-    return RichEpochProgressBar() if progress_backend() == "rich" else EpochProgressBar()
+    """A rich bar in an interactive terminal, tqdm elsewhere (see :mod:`molchannel.progress`).
+
+    Inside a molchannel rich bar (a benchmark's) Lightning's own rich display would clash with it
+    (rich draws one live display at a time), so runs there get the tqdm bar.
+    """
+    if progress_backend() == "rich" and not rich_bar_is_live():
+        return RichEpochProgressBar()
+    return EpochProgressBar()
 
 
 def use_epoch_progress_bar(trainer: L.Trainer) -> None:

@@ -8,7 +8,10 @@ on the command line the way Lightning users expect::
         --trainer.devices 4 --trainer.num_nodes 2 --trainer.strategy ddp
     molchannel pretrain --config configs/pretrain/cpu.yaml --ckpt_path last   # resume
     molchannel pretrain --config configs/pretrain/cpu.yaml --tensorboard      # + TensorBoard logs
-    molchannel pretrain --config configs/pretrain/cpu.yaml --quiet            # no bar, warnings only
+    molchannel pretrain --config configs/pretrain/cpu.yaml --quiet            # no bars, warnings only
+
+Besides Lightning's options: --tensorboard (TensorBoard logs in SAVE_DIR/tensorboard next to the
+recipe's CSV logger) and -q/--quiet (no progress bars, warnings only), both plain switches.
 
 The run folder (``trainer.default_root_dir``) receives the resolved config, CSV metrics and
 checkpoints (``last.ckpt`` for resuming, ``best-*.ckpt`` by validation loss); ``molchannel export``
@@ -93,11 +96,14 @@ def _pop_flag(args: list[str], *names: str) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    # Two plain flags on top of LightningCLI's options (which cannot express "also log to TensorBoard").
+    # Two switches on top of the recipe, taken out before LightningCLI parses: they act outside the
+    # Trainer's arguments (TensorBoard next to the recipe's logger; quiet for molchannel's own bars and
+    # logs as well), and DDP re-launches of this command line remove them again the same way.
     quiet = _pop_flag(args, "-q", "--quiet")
     tensorboard = _pop_flag(args, "--tensorboard")
     if quiet:
         args.append("--trainer.enable_progress_bar=false")
+        os.environ["MOLCHANNEL_PROGRESS"] = "none"  # corpus preparation and leakage bars, child processes too
         for name in ("molchannel", "lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
     cli = PretrainCLI(
@@ -114,12 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     warn_on_slow_precision(trainer)
     use_epoch_progress_bar(trainer)
     if tensorboard:
-        # beside the config's (CSV) logger: same folder, subfolder "tensorboard"
+        # beside the config's (CSV) logger: same folder, subfolder "tensorboard", one event stream that
+        # a resumed run (--ckpt_path last) continues rather than a new version per attempt
         save_dir = trainer.loggers[0].save_dir if trainer.loggers else trainer.default_root_dir
-        trainer.loggers = [
-            *trainer.loggers,
-            tensorboard_logger(save_dir or trainer.default_root_dir, "tensorboard"),
-        ]
+        logger = tensorboard_logger(save_dir or trainer.default_root_dir, "tensorboard", version="")
+        trainer.loggers = [*trainer.loggers, logger]
     for callback in trainer.checkpoint_callbacks:
         # one fixed folder per run, so `--ckpt_path last` finds the checkpoint of an earlier attempt
         if getattr(callback, "dirpath", None) is None:

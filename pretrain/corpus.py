@@ -308,8 +308,10 @@ def prepare_corpus(
         log.info("resuming: %d of %d shards already prepared", len(summaries), n_shards)
     from molchannel.progress import progress as progress_bar
 
-    with progress_bar(total=len(smiles), desc="preparing corpus", unit="mol", disable=not progress) as bar:
-        bar.update(sum(s.rows[1] - s.rows[0] for s in summaries.values()))
+    done = sum(s.rows[1] - s.rows[0] for s in summaries.values())
+    with progress_bar(
+        total=len(smiles), desc="preparing corpus", unit="mol", disable=not progress, initial=done
+    ) as bar:
         if processes <= 1:
             for task in todo:
                 summaries[task.index] = _build_shard(task)

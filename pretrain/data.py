@@ -242,7 +242,9 @@ class PretrainDataModule(L.LightningDataModule):
                 f"{hp.corpus} is not prepared and this is a multi-process job; run `molchannel prepare` once "
                 "before launching it, so that processes do not prepare the corpus concurrently"
             )
-        keys = _heldout_keys(hp.leakage_datasets, hp.data_dir)
+        from molchannel.pretrain.leakage import corpus_filter_keys
+
+        keys = corpus_filter_keys(hp.leakage_datasets, hp.data_dir)
         prepare_corpus(
             hp.source,
             hp.corpus,
@@ -295,14 +297,3 @@ class PretrainDataModule(L.LightningDataModule):
             "n_removed_heldout": m["n_removed_heldout"],
             "n_invalid": m["n_invalid"],
         }
-
-
-def _heldout_keys(datasets: list[str] | None, data_dir: str | None) -> set[str]:
-    """InChIKeys to remove from the corpus (empty when the filter is switched off with ``[]``)."""
-    if datasets is not None and len(datasets) == 0:
-        return set()
-    from molchannel.pretrain.leakage import heldout_inchikeys
-
-    keys, counts = heldout_inchikeys(datasets, data_dir, progress=True)
-    log.info("leakage filter: %d held-out molecules from %d benchmarks", len(keys), len(counts))
-    return keys

@@ -85,3 +85,17 @@ def _key_of(smiles: str) -> str:
     with BlockLogs():
         mol = Chem.MolFromSmiles(smiles)
     return inchikey(mol) if mol is not None else ""
+
+
+def corpus_filter_keys(
+    datasets: Sequence[str] | None, data_dir: str | os.PathLike[str] | None, progress: bool = True
+) -> set[str]:
+    """InChIKeys to remove from a pre-training corpus: those of :func:`heldout_inchikeys`, logged.
+
+    ``datasets=None`` means every registered benchmark; an empty list switches the filter off.
+    """
+    if datasets is not None and len(datasets) == 0:
+        return set()
+    keys, counts = heldout_inchikeys(datasets, data_dir, progress=progress)
+    log.info("leakage filter: %d held-out molecules from %d benchmarks", len(keys), len(counts))
+    return keys

@@ -797,9 +797,12 @@ def precompute_perturbations(
 
     results: list[_ShardResult] = []
     with progress_bar(
-        total=report.n_shards, desc=f"perturb ({method})", unit="shard", disable=not progress
+        total=report.n_shards,
+        desc=f"perturb ({method})",
+        unit="shard",
+        disable=not progress,
+        initial=len(report.skipped_shards),
     ) as bar:
-        bar.update(len(report.skipped_shards))
         for result in _run_tasks(tasks, method, options, template, processes):
             results.append(result)
             bar.update(1)
@@ -960,7 +963,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="if --crem-db does not exist, build it from N corpus molecules drawn with --seed",
     )
     parser.add_argument(
-        "-q", "--quiet", "--no-progress", dest="no_progress", action="store_true", help="no progress bar"
+        "-q", "--quiet", "--no-progress", dest="no_progress", action="store_true", help="quiet: warnings only"
     )
     return parser
 
@@ -968,7 +971,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``molchannel perturb``."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.WARNING if args.no_progress else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     corpus = read_smiles(args.input)
     options: dict[str, Any] = {"max_per_molecule": args.max_per_molecule, "seed": args.seed}
     if args.method == "crem":

@@ -307,6 +307,45 @@ def test_a_failed_run_is_reported_and_resumed_alone(tmp_path, config_dir):
     assert len(outcome.skipped) == 3 and not (out / "records" / "bace" / "seed1.started.json").exists()
 
 
+def test_an_unfinished_run_resumes_when_only_execution_settings_changed(tmp_path, config_dir):
+    bace1 = tmp_path / "out" / "runs" / "bace" / "seed1"
+    with pytest.raises(bm.BenchmarkError, match="bace seed 1"):
+        bm.run_benchmark(_options(tmp_path, config_dir), runner=FakeRunner(fail_on={("bace", 1)}))
+    assert (bace1 / "started.txt").is_file()  # the unfinished run's files
+
+    # TensorBoard on, other workers: the same run, resumed (its folder kept), not started over
+    execution = ["trainer.tensorboard=true", "data.num_workers=2", "data.cache_dir=/tmp/elsewhere"]
+    runner = FakeRunner(fail_on={("bace", 1)})
+    with pytest.raises(bm.BenchmarkError, match="bace seed 1"):
+        bm.run_benchmark(_options(tmp_path, config_dir, overrides=execution), runner=runner)
+    assert [(c["dataset"], c["seed"], c["resume"]) for c in runner.calls] == [("bace", 1, True)]
+    assert runner.calls[0]["config"]["trainer"]["tensorboard"] is True
+
+    (bace1 / "started.txt").unlink()
+    (bace1 / "partial.txt").write_text("x")
+    runner = FakeRunner()
+    changed = _options(tmp_path, config_dir, overrides=["optim.lr_prompt=0.01"])
+    outcome = bm.run_benchmark(changed, runner=runner)
+    assert ("bace", 1, False) in [(c["dataset"], c["seed"], c["resume"]) for c in runner.calls]
+    assert not (bace1 / "partial.txt").exists()  # another config: started over in an emptied folder
+    assert len(outcome.ran) == 4
+
+
+def test_run_hash_is_pinned():
+    """Benchmark records store this hash: changing what it covers reruns every published benchmark run."""
+    from molchannel.finetune.config import FinetuneConfig
+
+    config = FinetuneConfig().to_dict()
+    assert bm.run_hash(config, "data-sha", "weights-sha") == "42758be16f6463fb"
+    own = {**config, "optim": {**config["optim"], "epochs": 7},
+           "trainer": {**config["trainer"], "tensorboard": True},
+           "data": {**config["data"], "path": "my.csv", "dataset": None, "task_type": "regression",
+                    "split": "column", "split_col": "fold", "num_workers": 3}}  # fmt: skip
+    assert bm.run_hash(own, "data-sha", "weights-sha") == "37241e4f4b316f46"
+    with pytest.raises(ValueError, match="optim.epochs"):
+        bm.run_hash({**config, "optim": {"epochs": 0}}, "data-sha", "weights-sha")
+
+
 @pytest.mark.data
 def test_moleculeace_scores_cliffs_and_caches_the_baseline(tmp_path, config_dir, data_dir, monkeypatch):
     monkeypatch.setenv("MOLCHANNEL_DATA_DIR", str(data_dir))

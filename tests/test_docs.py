@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,17 +121,21 @@ def test_readme_journeys_run_as_written(data_dir: Path, tmp_path: Path) -> None:
         if block.language == "bash":
             for command in shell_commands(block.code):
                 full = shortened(command)
+                started = time.perf_counter()
                 result = subprocess.run(
                     ["bash", "-c", full], cwd=work, env=env, capture_output=True, text=True, timeout=900
                 )
+                print(f"{time.perf_counter() - started:6.1f} s  {full}")  # shown with pytest -s
                 assert result.returncode == 0, f"{where}: `{full}` failed:\n{result.stderr[-3000:]}"
                 ran += 1
         else:
             os.chdir(work)
+            started = time.perf_counter()
             try:
                 exec(compile(block.code, where, "exec"), namespace)  # noqa: S102 - the README's own code
             finally:
                 os.chdir(cwd)
+            print(f"{time.perf_counter() - started:6.1f} s  python block at {where}")
             ran += 1
     assert ran >= 12, f"only {ran} README blocks/commands ran"
     # what the journeys promise to leave behind

@@ -210,6 +210,38 @@ def test_config_errors_say_what_to_change() -> None:
     assert config.data.dataset is None and config.name == "my"  # a file replaces the dataset
 
 
+def test_comparable_config_ignores_execution_only_keys_and_reports_differences() -> None:
+    from molchannel.finetune.config import comparable_config, config_differences
+
+    base = load_config(overrides={"data": {"dataset": "bbbp"}}).to_dict()
+    execution = {"data": {"num_workers": 4, "cache_dir": "/tmp/x"}, "trainer": {"tensorboard": True}}
+    assert comparable_config(load_config(overrides=execution)) == comparable_config(base)
+    assert config_differences(base, load_config(overrides=execution)) == []
+    older = {**base, "data": {k: v for k, v in base["data"].items() if k != "split_col"}}  # key added later
+    assert config_differences(older, base) == []
+    assert config_differences(base, {**base, "optim": {**base["optim"], "epochs": 4}}) == [
+        "optim.epochs: 100 -> 4"
+    ]
+    # an unreadable or invalid saved config is a different run; an invalid current config is an error
+    for saved in (None, [1, 2], {"optim": {"epochs": 0}}, {"optim": {"epoch": 3}}, {"data": "x"}):
+        (difference,) = config_differences(saved, base)
+        assert "not a valid fine-tuning config" in difference, saved
+    with pytest.raises(ValueError, match="optim.epochs"):
+        config_differences(base, {"optim": {"epochs": 0}})
+
+
+def test_resume_refuses_an_unreadable_or_invalid_config_yaml(tiny_model: Path, tmp_path: Path) -> None:
+    cases = [("broken", "data: [\n", "is unreadable"),
+             ("invalid", "optim: {epochs: -1}\n", "not a valid fine-tuning config")]  # fmt: skip
+    for name, text, message in cases:
+        run = tmp_path / name
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "checkpoints" / "last.ckpt").write_bytes(b"")  # refused before the checkpoint is read
+        (run / "config.yaml").write_text(text)
+        with pytest.raises(ValueError, match=f"cannot resume .*{message}"):
+            run_finetune(_bbbp_config(tiny_model), run, resume=True, quiet=True)
+
+
 def test_given_prompt_weights_must_match_the_channels() -> None:
     from molchannel.finetune import PromptConfig
     from molchannel.finetune.prompt import initial_weights
@@ -305,9 +337,19 @@ def test_resume_after_a_crash_continues_to_the_same_result(
     with pytest.raises(ValueError, match="resume"):
         run_finetune(_bbbp_config(tiny_model), tmp_path / "run", quiet=True)  # no silent restart
     monkeypatch.setattr(FinetuneModule, "on_train_epoch_start", original)
-    resumed = run_finetune(_bbbp_config(tiny_model), tmp_path / "run", resume=True, quiet=True)
-    assert _metrics(resumed.run_dir) == _metrics(bbbp_run.run_dir)
-    assert resumed.test_metric == bbbp_run.test_metric
+    # `finetune --resume` with an execution-only setting changed (TensorBoard on) is the same run: it
+    # continues, with the same numbers, and config.yaml now says what the resumed part was run with
+    args = ["finetune", "--data.dataset", "bbbp", "--data.limit", "200", "--model.head_hidden", "32",
+            "--model.pretrained", str(tiny_model), "--optim.epochs", "3", "--output", str(tmp_path / "run"),
+            "--quiet", "--resume"]  # fmt: skip
+    assert main([*args, "--optim.lr_head", "0.001"]) == 1  # a setting that changes numbers is refused
+    assert len(_metrics(tmp_path / "run")) == 2
+    assert main([*args, "--trainer.tensorboard", "true"]) == 0
+    assert _metrics(tmp_path / "run") == _metrics(bbbp_run.run_dir)
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["test_metric"] == bbbp_run.test_metric
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["trainer"]["tensorboard"] is True
+    assert list((tmp_path / "run" / "tensorboard").glob("**/events.out.tfevents.*"))
 
 
 def test_resume_with_early_stopping_stops_at_the_same_epoch(
@@ -498,6 +540,10 @@ def test_split_column_errors_say_what_to_change(logp_csv: Path, tiny_model: Path
         run_finetune(_column_config(path, tiny_model), tmp_path / "novalid", quiet=True)
     with pytest.raises(ValueError, match="data.split_col='fold'"):
         run_finetune(_column_config(path, tiny_model, split_col="fold"), tmp_path / "nocol", quiet=True)
+    # another missing column is not blamed on the split column, which the file has
+    with pytest.raises(molchannel.data.MissingColumnError) as missing:
+        run_finetune(_column_config(path, tiny_model, smiles_col="SMILES"), tmp_path / "nosmiles", quiet=True)
+    assert missing.value.missing == ["SMILES"] and "split_col" not in str(missing.value)
     with pytest.raises(ValueError, match="data.path"):
         load_config(overrides={"data": {"dataset": "esol", "split": "column"}})
     with pytest.raises(ValueError, match="split_col 'logp'"):

@@ -36,7 +36,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.data]
 
 REPO = Path(__file__).resolve().parents[1]
 FINETUNE_EPOCHS = 8
-BENCHMARK_EPOCHS = 6
+#: esol is killed after its first epoch: the other 15 (a few seconds) cannot finish before the kill
+BENCHMARK_EPOCHS = 16
 #: columns that measure time, which no two runs share
 TIMING = ("train_time_s", "epoch_time_s", "wall_time_s", "train_molecules_per_s", "wall_time_s_mean",
           "train_molecules_per_s_mean")  # fmt: skip
@@ -138,7 +139,9 @@ def test_finetune_killed_mid_run_resumes_to_the_uninterrupted_result(
     ours, theirs = (json.loads((d / "result.json").read_text()) for d in (run, reference))
     for key in ("best_epoch", "valid_metric", "test_metric", "channel_weights", "epochs_run"):
         assert ours[key] == theirs[key], key
-    assert ours["best_epoch"] > len(killed)  # the reported epoch was trained after the kill
+    # Not asserted: that the reported epoch comes after the kill (that depends on the data). That the
+    # resumed process trained the epochs after the kill is shown by final[: len(killed)] == killed and
+    # len(final) == FINETUNE_EPOCHS above.
     assert (run / "test_predictions.csv").read_bytes() == (reference / "test_predictions.csv").read_bytes()
     sha = [json.loads((d / "model" / "config.json").read_text())["weights_sha256"] for d in (run, reference)]
     assert sha[0] == sha[1]  # the exported model is bit-identical too
@@ -157,13 +160,14 @@ def test_benchmark_killed_mid_run_resumes_to_the_uninterrupted_tables(
     log = tmp_path / "killed.log"
     proc = _start([*args, "--output", str(out)], env, tmp_path, log)
     bbbp_done = out / "records" / "bbbp" / "seed1.json"
-    esol_ckpt = out / "runs" / "esol" / "seed1" / "checkpoints" / "last.ckpt"
-    # killed inside the second dataset's fine-tuning, after its first epoch
-    _kill_when(proc, lambda: bbbp_done.is_file() and esol_ckpt.is_file(), "esol's first checkpoint", log)
+    esol_metrics = out / "runs" / "esol" / "seed1" / "metrics.csv"
+    # killed inside the second dataset's fine-tuning, once its first epoch is recorded (RunRecorder writes
+    # metrics.csv after last.ckpt, so waiting for the checkpoint alone could leave nothing to compare)
+    _kill_when(proc, lambda: bbbp_done.is_file() and len(_rows(esol_metrics)) >= 1, "esol's first epoch", log)
     assert (out / "records" / "esol" / "seed1.started.json").is_file()
     assert not (out / "records" / "esol" / "seed1.json").exists() and not (out / "results.csv").exists()
-    killed = _rows(out / "runs" / "esol" / "seed1" / "metrics.csv")
-    assert len(killed) < BENCHMARK_EPOCHS
+    killed = _rows(esol_metrics)
+    assert 1 <= len(killed) < BENCHMARK_EPOCHS
 
     resumed = _run([*args, "--output", str(out)], env, tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -171,7 +175,7 @@ def test_benchmark_killed_mid_run_resumes_to_the_uninterrupted_tables(
     assert "esol seed 1: resuming fine-tuning" in resumed.stderr  # not removed and started again
     assert "1 run(s) done, 1 already finished" in resumed.stderr
     assert not (out / "records" / "esol" / "seed1.started.json").exists()
-    esol = _rows(out / "runs" / "esol" / "seed1" / "metrics.csv")
+    esol = _rows(esol_metrics)
     assert esol[: len(killed)] == killed and len(esol) == BENCHMARK_EPOCHS
     uninterrupted = _rows(reference / "runs" / "esol" / "seed1" / "metrics.csv")
     assert _without(esol, TIMING) == _without(uninterrupted, TIMING)

@@ -461,6 +461,42 @@ def test_classifier_multiclass_and_multilabel(logp, tiny_model: str) -> None:
         MolChannelClassifier(model=tiny_model).fit(X, y)
 
 
+def test_validation_rows_hold_every_class_that_can_spare_one(logp, tiny_model: str) -> None:
+    from molchannel.sklearn import _choose_valid
+
+    X, values = logp
+    X = X[:40]
+    y = np.zeros(40, dtype=int)
+    y[[3, 17, 26, 38]] = 1  # 10% positives: 4 validation rows picked along the classes would all be 0
+    assert set(_choose_valid(40, y.astype(float), 4, 0)) <= set(np.flatnonzero(y == 0))  # without groups
+    est = MolChannelClassifier(model=tiny_model, **{**FINETUNE, "epochs": 1})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X, y)
+    assert np.isfinite(est.valid_score_)  # ROC-AUC: a positive is among the 4 validation rows
+    assert not [w for w in caught if "every epoch" in str(w.message)]
+
+    # multi-label: each task's positives and negatives; a class of one row stays in training
+    Y = np.zeros((40, 3))
+    Y[[5, 30], 0] = 1
+    Y[[1, 2, 3], 1] = 1
+    Y[7, 2] = 1
+    Y[::9, 1] = np.nan
+    groups = [Y[:, t] == v for t in range(3) for v in (0.0, 1.0)]
+    for seed in range(5):
+        valid = _choose_valid(40, None, 4, seed, groups)
+        assert len(valid) == 4 and Y[valid, 0].max() == 1 and np.nanmax(Y[valid, 1]) == 1, seed
+        assert Y[valid, 2].max() == 0  # row 7 is task 2's only positive: it trains
+        assert all(g[np.setdiff1d(np.arange(40), valid)].any() for g in groups)  # every class still trains
+
+    # one positive only: it trains, validation ROC-AUC is undefined in every epoch, and fit says so
+    y1 = np.zeros(40, dtype=int)
+    y1[38] = 1
+    with pytest.warns(UserWarning, match=r"validation roc_auc was undefined \(NaN\) in every epoch"):
+        est.fit(X, y1)
+    assert np.isnan(est.valid_score_) and est.best_epoch_ == 1
+
+
 def test_default_parameters_follow_finetune_config() -> None:
     from molchannel.finetune.config import FinetuneConfig
 

@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from molchannel.pretrain.corpus import CorpusConfig, prepare_corpus
-    from molchannel.pretrain.data import _heldout_keys
+    from molchannel.pretrain.leakage import corpus_filter_keys
 
     config = CorpusConfig(
         featurizer=args.featurizer,
@@ -47,7 +47,11 @@ def run(args: argparse.Namespace) -> int:
         shard_size=args.shard_size,
         seed=args.seed,
     )
-    keys = set() if args.no_leakage_filter else _heldout_keys(args.leakage_datasets, args.data_dir)
+    keys = (
+        set()
+        if args.no_leakage_filter
+        else corpus_filter_keys(args.leakage_datasets, args.data_dir, progress=not args.quiet)
+    )
     manifest = prepare_corpus(
         args.input,
         args.output,

@@ -29,7 +29,17 @@ _DEFAULT_METRIC: dict[str, Metric] = {"classification": "roc_auc", "regression":
 
 
 class MissingColumnError(ValueError):
-    """A column asked for is not in the file's header."""
+    """A column asked for is not in the file's header.
+
+    Attributes:
+        missing: the columns asked for that the header lacks.
+        columns: the header's columns.
+    """
+
+    def __init__(self, message: str, missing: Sequence[str] = (), columns: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.missing = list(missing)
+        self.columns = list(columns)
 
 
 @dataclass
@@ -117,7 +127,9 @@ def _read_columns(
         missing = [c for c in wanted if c not in header]
         if missing:
             raise MissingColumnError(
-                f"{path.name}: column(s) {missing} not found; the file has columns {header}"
+                f"{path.name}: column(s) {missing} not found; the file has columns {header}",
+                missing=missing,
+                columns=header,
             )
         duplicated = sorted({c for c in wanted if header.count(c) > 1})
         if duplicated:
