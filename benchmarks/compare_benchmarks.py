@@ -19,6 +19,12 @@ def read_summary(folder: Path) -> dict[str, dict[str, str]]:
         return {row["dataset"]: row for row in csv.DictReader(fh)}
 
 
+def _cell(fmt: str, row: dict) -> str:
+    """mean ± std over seeds; a single seed has no spread to show."""
+    mean = fmt.format(float(row["test_mean"]))
+    return mean if int(row["n_seeds"]) < 2 else f"{mean} ± {fmt.format(float(row['test_std']))}"
+
+
 def comparison_table(pretrained: dict[str, dict], scratch: dict[str, dict]) -> str:
     lines = [
         "| dataset | metric | pre-trained | from scratch | gain | seeds |",
@@ -33,8 +39,7 @@ def comparison_table(pretrained: dict[str, dict], scratch: dict[str, dict]) -> s
         gains.setdefault(p["unit"], []).append(gain)
         fmt = "{:.1f}" if higher_better else "{:.3f}"
         lines.append(
-            f"| {name} | {p['unit']} | {fmt.format(pm)} ± {fmt.format(float(p['test_std']))} "
-            f"| {fmt.format(sm)} ± {fmt.format(float(s['test_std']))} | {gain:+.3g} | {p['seeds']} |"
+            f"| {name} | {p['unit']} | {_cell(fmt, p)} | {_cell(fmt, s)} | {gain:+.3g} | {p['seeds']} |"
         )
     for unit, values in gains.items():
         lines.append(
