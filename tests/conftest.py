@@ -79,3 +79,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         for name, n in sorted(counts.items()):
             terminalreporter.write_line(f"{name}: {n} cases")
         terminalreporter.write_line(f"total: {sum(counts.values())} cases")
+
+
+@pytest.fixture(scope="module")
+def one_thread_private_cache(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - a generator fixture
+    """One torch thread (bitwise-reproducible training) and a private graph cache, for one test module."""
+    threads = torch.get_num_threads()
+    old_cache = os.environ.get("MOLCHANNEL_CACHE_DIR")
+    torch.set_num_threads(1)
+    os.environ["MOLCHANNEL_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    torch.set_num_threads(threads)
+    if old_cache is None:
+        os.environ.pop("MOLCHANNEL_CACHE_DIR", None)
+    else:
+        os.environ["MOLCHANNEL_CACHE_DIR"] = old_cache

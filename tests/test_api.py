@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from sample_molecules import SAMPLE_SMILES
 
 import molchannel
 from molchannel.api import MolChannelModel, init_model
@@ -18,20 +19,7 @@ from molchannel.chem.smiles import InvalidSmilesError
 from molchannel.model_folder import ModelFolderError
 
 TINY = {"num_layers": 2, "hidden_dim": 16, "aggregator_heads": 2}
-SMILES = [
-    "CCO",
-    "c1ccccc1",
-    "CC(=O)Oc1ccccc1C(=O)O",
-    "C[C@@H](N)C(=O)O",
-    "[NH4+]",
-    "C",
-    "O=C=O",
-    "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
-    "c1ccc2ccccc2c1",
-    "CC(C)Cc1ccc(cc1)[C@@H](C)C(=O)O",
-    "Cl",
-    "C#N",
-]
+SMILES = SAMPLE_SMILES
 
 
 @pytest.fixture(scope="module")

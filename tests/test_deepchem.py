@@ -14,18 +14,12 @@ logging.getLogger("deepchem").setLevel(logging.ERROR)  # its import lists option
 dc = pytest.importorskip("deepchem", reason="DeepChem is not installed (pip install 'molchannel[deepchem]')")
 
 from rdkit import Chem  # noqa: E402
+from sample_molecules import SAMPLE_SMILES  # noqa: E402
 
 import molchannel  # noqa: E402
 from molchannel.deepchem import MolChannelFeaturizer  # noqa: E402
 
-SMILES = [
-    "CCO",
-    "c1ccccc1",
-    "CC(=O)Oc1ccccc1C(=O)O",
-    "C[C@@H](N)C(=O)O",
-    "[NH4+]",
-    "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
-]
+SMILES = [SAMPLE_SMILES[i] for i in (0, 1, 2, 3, 4, 7)]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import csv
 import importlib.util
 import json
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -55,17 +54,8 @@ RUN_FILES = (
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread_private_cache(tmp_path_factory: pytest.TempPathFactory):
-    threads = torch.get_num_threads()
-    old_cache = os.environ.get("MOLCHANNEL_CACHE_DIR")
-    torch.set_num_threads(1)
-    os.environ["MOLCHANNEL_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    torch.set_num_threads(threads)
-    if old_cache is None:
-        os.environ.pop("MOLCHANNEL_CACHE_DIR", None)
-    else:
-        os.environ["MOLCHANNEL_CACHE_DIR"] = old_cache
+def _one_thread_private_cache(one_thread_private_cache: None) -> None:
+    """Every test of this module: one torch thread, a graph cache of its own (see conftest)."""
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ Fine-tuning runs use a 2-layer, 32-dim GIN for 1-2 epochs on a few dozen molecul
 from __future__ import annotations
 
 import copy
-import os
 import pickle
 import warnings
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 
 pytest.importorskip("sklearn", minversion="1.6")
 
+from sample_molecules import SAMPLE_SMILES  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.linear_model import Ridge  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
@@ -32,20 +32,7 @@ from molchannel.api import init_model  # noqa: E402
 from molchannel.chem.smiles import InvalidSmilesError  # noqa: E402
 from molchannel.sklearn import MolChannelClassifier, MolChannelEmbedder, MolChannelRegressor  # noqa: E402
 
-SMILES = [
-    "CCO",
-    "c1ccccc1",
-    "CC(=O)Oc1ccccc1C(=O)O",
-    "C[C@@H](N)C(=O)O",
-    "[NH4+]",
-    "C",
-    "O=C=O",
-    "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
-    "c1ccc2ccccc2c1",
-    "CC(C)Cc1ccc(cc1)[C@@H](C)C(=O)O",
-    "Cl",
-    "C#N",
-]
+SMILES = SAMPLE_SMILES
 REPO = Path(__file__).resolve().parents[1]
 FINETUNE = {"epochs": 2, "head_hidden": 32, "batch_size": 16}
 
@@ -303,17 +290,8 @@ def test_pipeline_grid_search(data_dir: Path) -> None:
 
 # ---- fine-tuned regressor and classifier -------------------------------------------------------
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread_private_cache(tmp_path_factory: pytest.TempPathFactory):
-    threads = torch.get_num_threads()
-    old_cache = os.environ.get("MOLCHANNEL_CACHE_DIR")
-    torch.set_num_threads(1)
-    os.environ["MOLCHANNEL_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    torch.set_num_threads(threads)
-    if old_cache is None:
-        os.environ.pop("MOLCHANNEL_CACHE_DIR", None)
-    else:
-        os.environ["MOLCHANNEL_CACHE_DIR"] = old_cache
+def _one_thread_private_cache(one_thread_private_cache: None) -> None:
+    """Every test of this module: one torch thread, a graph cache of its own (see conftest)."""
 
 
 @pytest.fixture(scope="module")
