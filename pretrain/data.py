@@ -25,7 +25,7 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torch_geometric.data import Batch, Data
 
 from molchannel.pretrain.corpus import MANIFEST, CorpusConfig, CorpusItem, PretrainCorpus, prepare_corpus
@@ -108,7 +108,8 @@ class PretrainBatch:
     """One pre-training step's graphs, concatenated in the order anchors | MCD | SCD | context.
 
     ``graphs`` holds every graph (B + B*n_mcd + B*n_scd + B of them). Per-anchor targets are
-    stacked: ``fp``/``scaffold_fp`` as unpacked 0/1 float [B, bits], ``motif`` [B, 86].
+    stacked: ``fp``/``scaffold_fp`` as unpacked 0/1 float [B, bits], ``motif`` [B, 86] and, when the
+    corpus stores them, the normalised knowledge ``descriptors`` [B, 118] (else None).
     ``scaffold_mask`` covers the anchors' atoms (the first atoms of ``graphs``);
     ``context_centers`` are atom indices into ``graphs`` and ``context_labels`` their classes.
     """
@@ -125,6 +126,7 @@ class PretrainBatch:
     context_labels: Tensor
     scd_real: Tensor
     index: Tensor
+    descriptors: Tensor | None = None
 
     def to(self, device: torch.device | str) -> PretrainBatch:
         return PretrainBatch(**{k: v.to(device) if hasattr(v, "to") else v for k, v in vars(self).items()})
@@ -165,7 +167,35 @@ def collate_views(items: list[MoleculeViews]) -> PretrainBatch:
         context_labels=labels,
         scd_real=torch.tensor([v.scd_real for v in items]),
         index=torch.tensor([v.index for v in items]),
+        descriptors=(
+            torch.cat([v.anchor.descriptors for v in items])
+            if items[0].anchor.get("descriptors") is not None
+            else None
+        ),
     )
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A shuffled order of ``n`` items drawn from ``(seed, epoch)`` alone.
+
+    Lightning calls :meth:`set_epoch` before every epoch (as for ``DistributedSampler``), so a run
+    resumed from a checkpoint visits the molecules in the same order as an uninterrupted one; torch's
+    ``RandomSampler`` would continue from whatever state the global generator happens to be in.
+    """
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self.n, self.seed, self.epoch = int(n), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):  # noqa: ANN204 - an iterator of indices
+        state = np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0]
+        gen = torch.Generator().manual_seed(int(state))
+        return iter(torch.randperm(self.n, generator=gen).tolist())
 
 
 class PretrainDataModule(L.LightningDataModule):
@@ -267,10 +297,12 @@ class PretrainDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: ViewDataset, shuffle: bool) -> DataLoader:
         workers = self.hparams.num_workers
+        # under DDP, Lightning swaps the sampler for a DistributedSampler (seeded the same way)
+        sampler = EpochShuffleSampler(len(dataset), self.hparams.seed) if shuffle else None
         return DataLoader(
             dataset,
             batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             num_workers=workers,
             collate_fn=collate_views,
             persistent_workers=False,  # workers are re-made each epoch, so they see the new epoch's seed

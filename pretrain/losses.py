@@ -26,12 +26,22 @@ DEFAULT_TRIPLET_GAP = 0.3
 DEFAULT_CHUNK_ELEMENTS = 1 << 21
 
 
+HINGES = ("relu", "softplus")
+
+
 class MarginLoss(NamedTuple):
-    """The adaptive-margin loss and its two parts (for logging)."""
+    """The adaptive-margin loss, its two parts and how much of it is still teaching (for logging).
+
+    ``pair_active`` / ``triplet_active`` are the fractions of pair hinges and selected triplets whose
+    margin is violated (hinge argument > 0). With the reference's ReLU hinge, only those send a
+    gradient: a fraction near 0 means the loss has stopped teaching.
+    """
 
     total: Tensor
     pair: Tensor
     triplet: Tensor
+    pair_active: Tensor
+    triplet_active: Tensor
 
 
 class Triplets(NamedTuple):
@@ -51,6 +61,20 @@ def _zero_like_graph(t: Tensor) -> Tensor:
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     mask = mask.to(values.dtype)
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def hinge_fn(x: Tensor, kind: str = "relu", temperature: float = 0.1) -> Tensor:
+    """``relu(x)`` (the reference) or ``t * softplus(x / t)``, a smooth hinge that never goes flat.
+
+    The softplus hinge equals the ReLU one up to ``t * log 2`` at ``x = 0`` and converges to it as
+    ``t -> 0``; its gradient ``sigmoid(x / t)`` weights each pair by how close it is to violating
+    its margin, so satisfied pairs keep sending a (small, graded) signal.
+    """
+    if kind == "relu":
+        return F.relu(x)
+    if kind == "softplus":
+        return temperature * F.softplus(x / temperature)
+    raise ValueError(f"unknown hinge {kind!r}; use one of {HINGES}")
 
 
 def embedding_distances(z: Tensor) -> Tensor:
@@ -111,6 +135,8 @@ def adaptive_margin_loss(
     triplet_weight: float = 1.0,
     normalize: bool = True,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    hinge: str = "relu",
+    hinge_temperature: float = 0.1,
 ) -> MarginLoss:
     """MCD / SCD loss: adaptive-margin pair term plus the anchor triplet term.
 
@@ -125,6 +151,8 @@ def adaptive_margin_loss(
         triplet_weight: factor on the triplet term (the reference's ``adamg_coeff``, 1).
         normalize: L2-normalise the embeddings here (pass False if they already are).
         chunk_elements: memory bound of the triplet selection, see :func:`select_triplets`.
+        hinge / hinge_temperature: ``relu`` (the reference) or ``softplus`` with that temperature,
+            see :func:`hinge_fn`.
 
     Pair term: mean over anchors ``i``, positives ``p`` and other anchors ``j`` with
     ``dist[i, j] > 0`` of ``relu(m * dist[i, j] + d(z_i, z_p) - d(z_i, z_j))``. Pairs with
@@ -147,19 +175,25 @@ def adaptive_margin_loss(
     d_anchor = embedding_distances(anchor_z)  # [B, B]
     d_pos = torch.linalg.vector_norm(anchor_z[:, None, :] - positive_z, dim=-1)  # [B, P]
 
-    # pair term: hinge[i, p, j]
-    hinge = F.relu(margin * dist[:, None, :] + d_pos[:, :, None] - d_anchor[:, None, :])
+    # pair term: argument of hinge[i, p, j]
+    pair_arg = margin * dist[:, None, :] + d_pos[:, :, None] - d_anchor[:, None, :]
     off_diagonal = ~torch.eye(b, dtype=torch.bool, device=dist.device)
-    pair_mask = ((dist > 0) & off_diagonal)[:, None, :].expand_as(hinge)
-    pair = _masked_mean(hinge, pair_mask) if hinge.numel() else _zero_like_graph(anchor_z)
+    pair_mask = ((dist > 0) & off_diagonal)[:, None, :].expand_as(pair_arg)
+    if pair_arg.numel():
+        pair = _masked_mean(hinge_fn(pair_arg, hinge, hinge_temperature), pair_mask)
+        pair_active = _masked_mean((pair_arg > 0).detach(), pair_mask.detach())
+    else:
+        pair, pair_active = _zero_like_graph(anchor_z), anchor_z.new_zeros(())
 
     triplets = select_triplets(dist, triplet_gap, max_triplets, chunk_elements)
     if triplets.gap.numel():
         i, j, k = triplets.anchor, triplets.near, triplets.far
-        triplet = F.relu(margin * triplets.gap + d_anchor[i, j] - d_anchor[i, k]).mean()
+        triplet_arg = margin * triplets.gap + d_anchor[i, j] - d_anchor[i, k]
+        triplet = hinge_fn(triplet_arg, hinge, hinge_temperature).mean()
+        triplet_active = (triplet_arg > 0).detach().to(anchor_z.dtype).mean()
     else:
-        triplet = _zero_like_graph(d_anchor)
-    return MarginLoss(pair + triplet_weight * triplet, pair, triplet)
+        triplet, triplet_active = _zero_like_graph(d_anchor), anchor_z.new_zeros(())
+    return MarginLoss(pair + triplet_weight * triplet, pair, triplet, pair_active, triplet_active)
 
 
 def context_loss(atom_logits: Tensor, labels: Tensor, ignore_index: int | None = None) -> Tensor:
@@ -188,6 +222,7 @@ def attention_uniform_loss(
     support_mask: Tensor | None = None,
     num_graphs: int | None = None,
     beta: float = 1.0,
+    scale_by_support: bool = False,
 ) -> Tensor:
     """Smooth-L1 pulling per-atom attention towards uniform over each molecule's support atoms.
 
@@ -197,6 +232,10 @@ def attention_uniform_loss(
         support_mask: ``[N]`` bool, the atoms the attention should spread over: None means all
             atoms (MCD regulariser), the scaffold atoms for the SCD regulariser.
         num_graphs: number of molecules (saves a device sync when given).
+        scale_by_support: compare ``|support| * attention`` with ``|support| * target`` (1 on
+            support atoms), i.e. measure attention in units of the uniform weight. The reference
+            compares raw weights of ~``1/N``, where smooth-L1 with ``beta = 1`` is a tiny quadratic
+            (values ~1e-4) that cannot move the attention; scaled, deviations are O(1).
 
     The target is ``1 / |support|`` on support atoms and 0 elsewhere. Molecules whose support is
     empty (acyclic molecules for SCD) contribute nothing. The mean runs over the atoms of the
@@ -212,6 +251,10 @@ def attention_uniform_loss(
     atom_support_size = support_size[batch]
     target = support / atom_support_size.clamp(min=1.0)
     contributes = atom_support_size > 0
+    if scale_by_support:
+        scale = atom_support_size.clamp(min=1.0)
+        target = target * scale
+        attention = attention * (scale[:, None] if attention.dim() == 2 else scale)
     if attention.dim() == 2:
         target, contributes = target[:, None], contributes[:, None].expand_as(attention)
     per_atom = F.smooth_l1_loss(attention, target.expand_as(attention), reduction="none", beta=beta)

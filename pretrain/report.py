@@ -11,7 +11,37 @@ from typing import Any
 
 from molchannel.atomic import atomic_path
 
-TERMS = ("loss", "mcd", "scd", "cp_context", "cp_motif", "attn_mcd", "attn_scd")
+TERMS = (
+    "loss",
+    "mcd",
+    "scd",
+    "cp_context",
+    "cp_motif",
+    "attn_mcd",
+    "attn_scd",
+    "knowledge_fp",
+    "knowledge_descriptors",
+)
+# diagnostics panels: (title, [(metric, label), ...])
+DIAGNOSTICS = (
+    (
+        "active hinges (fraction)",
+        [
+            ("diag/mcd_pair_active_step", "MCD pairs"),
+            ("diag/mcd_triplet_active_step", "MCD triplets"),
+            ("diag/scd_pair_active_step", "SCD pairs"),
+            ("diag/scd_triplet_active_step", "SCD triplets"),
+        ],
+    ),
+    (
+        "gradient into the backbone (norm)",
+        [
+            (f"diag/grad_{t}_step", t)
+            for t in ("mcd", "scd", "cp_context", "cp_motif", "attn_mcd", "attn_scd", "knowledge")
+        ],
+    ),
+    ("mean anchor distance (MCD channel)", [("diag/mcd_anchor_distance_step", "anchors")]),
+)
 
 
 def read_metrics(run_dir: str | os.PathLike[str]) -> dict[str, list[tuple[int, float]]]:
@@ -73,6 +103,53 @@ def plot_losses(run_dir: str | os.PathLike[str], output: str | os.PathLike[str],
     return out
 
 
+def plot_diagnostics(
+    run_dir: str | os.PathLike[str], output: str | os.PathLike[str], title: str = ""
+) -> Path | None:
+    """Active fractions of the distancing losses, per-term backbone gradients, anchor spread.
+
+    Returns None (and writes nothing) for runs that logged no diagnostics.
+    """
+    metrics = read_metrics(run_dir)
+    panels = [(t, [(m, lab) for m, lab in series if m in metrics]) for t, series in DIAGNOSTICS]
+    panels = [(t, series) for t, series in panels if series]
+    if not panels:
+        return None
+    from molchannel.training import pyplot
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.4), squeeze=False)
+    for ax, (panel_title, series) in zip(axes.flat, panels, strict=True):
+        for metric, label in series:
+            points = metrics[metric]
+            smooth = _smooth(points, max(1, len(points) // 50))
+            ax.plot(*zip(*smooth, strict=True), lw=1.4, label=label)
+        ax.set_title(panel_title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if "gradient" in panel_title:
+            ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(output)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format=out.suffix.lstrip(".") or "png")
+    plt.close(fig)
+    return out
+
+
+def final_diagnostics(run_dir: str | os.PathLike[str], last: int = 20) -> dict[str, float]:
+    """Mean of the last ``last`` logged values of every diagnostic (for model cards and tables)."""
+    out = {}
+    for name, points in read_metrics(run_dir).items():
+        if name.startswith("diag/") and name.endswith("_step") and points:
+            tail = [v for _, v in points[-last:]]
+            out[name[len("diag/") : -len("_step")]] = sum(tail) / len(tail)
+    return out
+
+
 def final_losses(run_dir: str | os.PathLike[str]) -> dict[str, float]:
     """Last validation value of every term (what a model card reports)."""
     metrics = read_metrics(run_dir)
@@ -80,8 +157,13 @@ def final_losses(run_dir: str | os.PathLike[str]) -> dict[str, float]:
 
 
 def model_card(info: dict[str, Any], losses: dict[str, float], command: str, corpus: dict[str, Any],
-               weights_sha256: str, plot_name: str | None) -> str:  # fmt: skip
-    """Markdown model card of a pre-trained model folder."""
+               weights_sha256: str, plot_name: str | None, diagnostics: dict[str, float] | None = None,
+               diagnostics_plot: str | None = None, probe_table: str | None = None) -> str:  # fmt: skip
+    """Markdown model card of a pre-trained model folder.
+
+    ``diagnostics`` (from :func:`final_diagnostics`) and ``probe_table`` (the Markdown table of
+    ``molchannel benchmark probe``) are added as sections when given.
+    """
     lines = [
         f"# {info.get('title', 'molchannel pre-trained model')}",
         "",
@@ -112,4 +194,20 @@ def model_card(info: dict[str, Any], losses: dict[str, float], command: str, cor
     ]
     if plot_name:
         lines += ["## Loss curves", "", f"![losses]({plot_name})", ""]
+    if diagnostics:
+        lines += [
+            "## Are the losses still teaching? (end of training)",
+            "",
+            "Fraction of active hinges and the gradient norm each term sends into the backbone, averaged "
+            "over the last logged steps.",
+            "",
+            "| diagnostic | value |",
+            "|---|---:|",
+            *[f"| {k} | {v:.4g} |" for k, v in sorted(diagnostics.items())],
+            "",
+        ]
+        if diagnostics_plot:
+            lines += [f"![diagnostics]({diagnostics_plot})", ""]
+    if probe_table:
+        lines += ["## Linear probe (frozen embeddings)", "", probe_table.strip(), ""]
     return "\n".join(lines)

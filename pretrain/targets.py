@@ -4,6 +4,9 @@
   batch distance matrix ``D_ij = 1 - Tanimoto(FP_i, FP_j)`` that sets the adaptive margins;
 * motif targets for CP: counts of RDKit's 85 ``fr_*`` fragment descriptors plus QED, normalised
   by a :class:`MotifNormalizer` fitted on a corpus sample;
+* knowledge targets: :data:`DESCRIPTOR_NAMES`, 118 RDKit molecular descriptors (logP, molar
+  refractivity, TPSA, charges, E-state and VSA bins, connectivity indices, ring and atom counts),
+  normalised by a robust :class:`TargetNormalizer`;
 * :func:`scaffold_atom_mask`, the support of the SCD attention regulariser.
 
 Acyclic molecules have an empty Murcko scaffold: their scaffold fingerprint is all zeros and
@@ -36,6 +39,19 @@ FRAGMENT_DESCRIPTORS: tuple[tuple[str, Any], ...] = tuple(
 )
 MOTIF_NAMES: tuple[str, ...] = (*(name for name, _ in FRAGMENT_DESCRIPTORS), "qed")
 NUM_MOTIF_TARGETS = len(MOTIF_NAMES)
+
+# Knowledge-term descriptors: every RDKit descriptor except the fragment counts (already motif
+# targets), QED (a motif target too), the BCUT2D eigenvalues, Ipc/AvgIpc (values up to 1e30),
+# SPS and BertzCT (slow, redundant with the ring and connectivity counts) and the radical count
+# (always 0 in ZINC). 118 descriptors, close to the ~114 of the reference code.
+_EXCLUDED_DESCRIPTORS = frozenset({"qed", "Ipc", "AvgIpc", "SPS", "BertzCT", "NumRadicalElectrons"})
+KNOWLEDGE_DESCRIPTORS: tuple[tuple[str, Any], ...] = tuple(
+    (name, fn)
+    for name, fn in Descriptors.descList
+    if not name.startswith(("fr_", "BCUT2D")) and name not in _EXCLUDED_DESCRIPTORS
+)
+DESCRIPTOR_NAMES: tuple[str, ...] = tuple(name for name, _ in KNOWLEDGE_DESCRIPTORS)
+NUM_DESCRIPTORS = len(DESCRIPTOR_NAMES)
 
 
 @lru_cache(maxsize=8)
@@ -96,71 +112,131 @@ def motif_targets(mol: Chem.Mol) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
-class MotifNormalizer:
+def descriptor_targets(mol: Chem.Mol) -> np.ndarray:
+    """``float32 [118]``: the knowledge-term descriptors (:data:`DESCRIPTOR_NAMES` order), raw.
+
+    A descriptor RDKit cannot compute for this molecule (an exception or a non-finite value, e.g.
+    Gasteiger charges of unusual elements) is NaN; the loss skips NaN targets.
+    """
+    values = np.empty(NUM_DESCRIPTORS, dtype=np.float64)
+    for k, (_, fn) in enumerate(KNOWLEDGE_DESCRIPTORS):
+        try:
+            values[k] = fn(mol)
+        except Exception:  # RDKit raises assorted errors on odd valences; one NaN, not a lost molecule
+            values[k] = np.nan
+    values[~np.isfinite(values)] = np.nan
+    # float16 storage: clip to its range (no real descriptor of a drug-like molecule comes near it)
+    return np.clip(values, -6.0e4, 6.0e4).astype(np.float32)
+
+
+class TargetNormalizer:
     """Per-target standardisation ``(value - mean) / std`` fitted on a corpus sample, saved as JSON.
 
     Targets that are constant in the sample (std below ``min_std``, e.g. a fragment that never
-    occurs) get ``std = 1`` so that they are only centred, never blown up.
+    occurs) get ``std = 1`` so that they are only centred, never blown up. With ``clip`` set,
+    normalised values are clipped to ``[-clip, clip]``, and the fit ignores values beyond the
+    0.5 / 99.5 percentiles, so that heavy-tailed descriptors (partial charges, VSA bins) neither
+    dominate the loss nor squash every other molecule into a narrow band.
     """
 
     FORMAT_VERSION = 1
+    KIND = "target"
+    NAMES: tuple[str, ...] = ()
 
-    def __init__(self, mean: np.ndarray, std: np.ndarray, names: tuple[str, ...] = MOTIF_NAMES) -> None:
+    def __init__(
+        self,
+        mean: np.ndarray,
+        std: np.ndarray,
+        names: tuple[str, ...] | None = None,
+        clip: float | None = None,
+    ) -> None:
+        names = tuple(self.NAMES if names is None else names)
         mean = np.asarray(mean, dtype=np.float32)
         std = np.asarray(std, dtype=np.float32)
         if mean.shape != (len(names),) or std.shape != (len(names),):
             raise ValueError(
                 f"mean {mean.shape} and std {std.shape} must both have one entry per target ({len(names)})"
             )
-        self.mean, self.std, self.names = mean, std, tuple(names)
+        self.mean, self.std, self.names = mean, std, names
+        self.clip = None if clip is None else float(clip)
 
     @classmethod
-    def fit(cls, targets: np.ndarray, min_std: float = 1e-6) -> MotifNormalizer:
-        """Fit on ``[n, 86]`` raw targets (:func:`motif_targets` of a corpus sample); NaNs are ignored."""
+    def fit(cls, targets: np.ndarray, min_std: float = 1e-6, clip: float | None = None) -> TargetNormalizer:
+        """Fit on ``[n, len(NAMES)]`` raw targets of a corpus sample; NaNs are ignored."""
         targets = np.asarray(targets, dtype=np.float64)
-        if targets.ndim != 2 or targets.shape[1] != NUM_MOTIF_TARGETS or len(targets) == 0:
-            raise ValueError(f"expected a non-empty [n, {NUM_MOTIF_TARGETS}] array, got {targets.shape}")
-        mean = np.nan_to_num(np.nanmean(targets, axis=0))
-        std = np.nan_to_num(np.nanstd(targets, axis=0))
+        width = len(cls.NAMES)
+        if targets.ndim != 2 or targets.shape[1] != width or len(targets) == 0:
+            raise ValueError(f"expected a non-empty [n, {width}] array, got {targets.shape}")
+        if clip is not None and len(targets) >= 20:
+            with np.errstate(all="ignore"):
+                lo, hi = np.nanpercentile(targets, [0.5, 99.5], axis=0)
+            targets = np.where((targets < lo) | (targets > hi), np.nan, targets)
+        with np.errstate(all="ignore"):
+            mean = np.nan_to_num(np.nanmean(targets, axis=0))
+            std = np.nan_to_num(np.nanstd(targets, axis=0))
         std = np.where(std < min_std, 1.0, std)
-        return cls(mean, std)
+        return cls(mean, std, clip=clip)
 
     def transform(self, values: np.ndarray | Tensor) -> np.ndarray | Tensor:
-        """Normalise raw targets (``[..., 86]``, numpy or torch; the type is kept)."""
+        """Normalise raw targets (``[..., len(names)]``, numpy or torch; the type is kept)."""
         if isinstance(values, Tensor):
             mean = torch.as_tensor(self.mean, device=values.device)
             std = torch.as_tensor(self.std, device=values.device)
-            return (values - mean) / std
-        return ((np.asarray(values, dtype=np.float32) - self.mean) / self.std).astype(np.float32)
+            out = (values - mean) / std
+            return out.clamp(-self.clip, self.clip) if self.clip is not None else out
+        out = (np.asarray(values, dtype=np.float32) - self.mean) / self.std
+        if self.clip is not None:
+            out = np.clip(out, -self.clip, self.clip)
+        return out.astype(np.float32)
 
     def inverse_transform(self, values: np.ndarray) -> np.ndarray:
         return np.asarray(values, dtype=np.float32) * self.std + self.mean
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "format_version": self.FORMAT_VERSION,
             "names": list(self.names),
             "mean": self.mean.tolist(),
             "std": self.std.tolist(),
         }
+        if self.clip is not None:
+            d["clip"] = self.clip
+        return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> MotifNormalizer:
+    def from_dict(cls, d: dict[str, Any]) -> TargetNormalizer:
         if d.get("format_version") != cls.FORMAT_VERSION:
-            raise ValueError(f"motif normalizer format version {d.get('format_version')!r} is not supported")
+            version = d.get("format_version")
+            raise ValueError(f"{cls.KIND} normalizer format version {version!r} is not supported")
         names = tuple(d["names"])
-        if names != MOTIF_NAMES:
-            missing = sorted(set(MOTIF_NAMES) - set(names))
-            extra = sorted(set(names) - set(MOTIF_NAMES))
+        if names != cls.NAMES:
+            missing = sorted(set(cls.NAMES) - set(names))
+            extra = sorted(set(names) - set(cls.NAMES))
             raise ValueError(
-                "the saved motif normalizer was fitted on different targets than this RDKit computes "
-                f"(missing: {missing}, extra: {extra}, or a different order); refit it on the corpus"
+                f"the saved {cls.KIND} normalizer was fitted on different targets than this RDKit computes "
+                f"(missing: {missing}, extra: {extra}, or a different order); "
+                "refit it: prepare the corpus again"
             )
-        return cls(np.asarray(d["mean"]), np.asarray(d["std"]), names)
+        return cls(np.asarray(d["mean"]), np.asarray(d["std"]), names, d.get("clip"))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_json(cls, text: str) -> MotifNormalizer:
+    def from_json(cls, text: str) -> TargetNormalizer:
         return cls.from_dict(json.loads(text))
+
+
+class MotifNormalizer(TargetNormalizer):
+    """Standardises the 86 motif targets (:data:`MOTIF_NAMES`); no clipping, as in the reference."""
+
+    KIND = "motif"
+    NAMES = MOTIF_NAMES
+
+
+class DescriptorNormalizer(TargetNormalizer):
+    """Standardises the 118 knowledge descriptors (:data:`DESCRIPTOR_NAMES`), clipped to +-5 by default."""
+
+    KIND = "descriptor"
+    NAMES = DESCRIPTOR_NAMES
+    DEFAULT_CLIP = 5.0

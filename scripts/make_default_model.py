@@ -19,7 +19,13 @@ from molchannel.api import load
 from molchannel.atomic import write_text_atomic
 from molchannel.pretrain.checkpointing import find_checkpoint, load_checkpoint_safely
 from molchannel.pretrain.export import export_checkpoint
-from molchannel.pretrain.report import final_losses, model_card, plot_losses
+from molchannel.pretrain.report import (
+    final_diagnostics,
+    final_losses,
+    model_card,
+    plot_diagnostics,
+    plot_losses,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,6 +58,10 @@ def main() -> None:
     parser.add_argument("--command", required=True, help="the exact command that trained it (for the card)")
     parser.add_argument("--machine", default="2-core AMD EPYC VM (AVX2), no GPU, 1 torch thread")
     parser.add_argument("--output", type=Path, default=REPO / "molchannel/assets/default")
+    parser.add_argument(
+        "--probe", type=Path, default=None, help="a `molchannel benchmark probe` output folder for the card"
+    )
+    parser.add_argument("--title", default="molchannel default model (pre-trained, CPU-sized)")
     args = parser.parse_args()
 
     corpus = json.loads((args.corpus / "corpus.json").read_text())
@@ -84,9 +94,11 @@ def main() -> None:
     )
     model = load(args.output)  # read back: verifies the folder and gives its weights' sha256
     plot_losses(args.run, args.output / "losses.png", title="molchannel default: pre-training losses")
+    diagnostics_plot = plot_diagnostics(args.run, args.output / "diagnostics.png", title="diagnostics")
+    probe_table = (args.probe / "probe.md").read_text() if args.probe else None
     info = model.info()
     info.update(
-        title="molchannel default model (pre-trained, CPU-sized)",
+        title=args.title,
         summary=(
             'The model `molchannel.load("default")` returns: a small multi-channel GIN pre-trained with MCL '
             "(molecule distancing, scaffold distancing, context prediction) on a ZINC15 subset, on a CPU. "
@@ -106,6 +118,9 @@ def main() -> None:
         corpus_info,
         str(model.config["weights_sha256"]),
         "losses.png",
+        diagnostics=final_diagnostics(args.run),
+        diagnostics_plot=diagnostics_plot.name if diagnostics_plot else None,
+        probe_table=probe_table,
     )
     write_text_atomic(args.output / "README.md", card)
     print(f"wrote {args.output}: {model}")

@@ -18,6 +18,8 @@ from molchannel.pretrain.perturb import (
     build_crem_db,
     load_perturbations,
     main,
+    make_perturber,
+    perturber_names,
     precompute_perturbations,
     read_shard,
     read_smiles,
@@ -182,6 +184,16 @@ def test_perturb_caps_at_max_per_molecule() -> None:
     capped = SideChainPerturber(max_per_molecule=3, seed=4).perturb(anchor)
     assert len(capped) == 3 and set(capped) <= set(SideChainPerturber().candidates(anchor))
     assert SideChainPerturber(max_per_molecule=3, seed=4).perturb(anchor) == capped
+
+
+def test_registry_lists_the_methods_and_names_them_on_an_unknown_one() -> None:
+    assert {"sidechain", "crem"} <= set(perturber_names())
+    assert isinstance(make_perturber("sidechain", seed=3), SideChainPerturber)
+    with pytest.raises(ValueError, match="unknown perturbation method 'nope'") as excinfo:
+        make_perturber("nope")
+    assert all(name in str(excinfo.value) for name in ("sidechain", "crem"))
+    with pytest.raises(ValueError, match="db_path"):
+        make_perturber("crem")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -201,6 +201,13 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path: Path, tiny_corpus: Pa
     final = load_checkpoint_safely(last)
     assert final["epoch"] == 3
     assert final["global_step"] == 4 * interrupted["global_step"] // (interrupted["epoch"] + 1)
+    # the resumed run ends with the same weights as one that was never interrupted
+    straight = _cli(*_run_args(tmp_path / "straight", tiny_corpus, "--trainer.max_epochs", "4"))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    reference = load_checkpoint_safely(tmp_path / "straight" / "checkpoints" / "last.ckpt")["state_dict"]
+    assert reference.keys() == final["state_dict"].keys()
+    for name, tensor in reference.items():
+        assert torch.equal(tensor, final["state_dict"][name]), f"{name} differs after resuming"
 
 
 def test_atomic_checkpoint_write_keeps_the_previous_file(tmp_path: Path) -> None:

@@ -1,0 +1,186 @@
+"""Compare pre-training recipes at an equal step budget: losses, diagnostics and a linear probe.
+
+Each recipe is the CPU recipe (``configs/pretrain/cpu.yaml``) plus command-line overrides. Every
+recipe trains for the same number of steps on the same prepared corpus with the same seed, is
+exported, and is probed (frozen embeddings, ``molchannel benchmark probe``) beside a random-init
+copy of its own architecture and ECFP4, so that recipes are chosen by what their representation
+is worth rather than by their loss values (which differ between recipes)::
+
+    python benchmarks/bench_pretrain_recipes.py --corpus runs/corpora/moses40k-k10 \\
+        --steps 400 --recipes today fixes fixes_k1 --parallel 2 --output results/pretrain_recipes
+
+Runs already finished (their ``probe/results.csv`` exists) are skipped, so the command resumes.
+Writes ``recipes.md`` and ``recipes.csv`` to ``--output``: one row per recipe with the final
+active fractions, the per-term backbone gradients and the probe metric per dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CPU_RECIPE = REPO / "configs" / "pretrain" / "cpu.yaml"
+
+# name -> overrides of the CPU recipe (LightningCLI syntax)
+RECIPES: dict[str, list[str]] = {
+    # the recipe the 0.1 default was trained with
+    "today": [
+        "--model.motif_source=context_view",
+        "--model.attention_reg=reference",
+        "--model.hinge=relu",
+        "--model.loss_weights.knowledge=0.0",
+    ],
+    # the defects fixed, reference weights otherwise (knowledge 0.1 from the first epoch)
+    "fixes": [
+        "--model.motif_source=anchor",
+        "--model.attention_reg=support_scaled",
+        "--model.hinge=softplus",
+        "--model.loss_weights.knowledge=0.1",
+        "--model.loss_weights.knowledge_from_epoch=0",
+    ],
+    # as fixes, the knowledge term at weight 1
+    "fixes_k1": [
+        "--model.motif_source=anchor",
+        "--model.attention_reg=support_scaled",
+        "--model.hinge=softplus",
+        "--model.loss_weights.knowledge=1.0",
+        "--model.loss_weights.knowledge_from_epoch=0",
+    ],
+    # as fixes_k1 with the reference ReLU hinge (isolates the hinge)
+    "fixes_k1_relu": [
+        "--model.motif_source=anchor",
+        "--model.attention_reg=support_scaled",
+        "--model.hinge=relu",
+        "--model.loss_weights.knowledge=1.0",
+        "--model.loss_weights.knowledge_from_epoch=0",
+    ],
+    # as fixes_k1 with the reference attention regulariser (isolates the attention change)
+    "fixes_k1_attnref": [
+        "--model.motif_source=anchor",
+        "--model.attention_reg=reference",
+        "--model.hinge=softplus",
+        "--model.loss_weights.knowledge=1.0",
+        "--model.loss_weights.knowledge_from_epoch=0",
+    ],
+}
+
+
+def _run(cmd: list[str], log: Path, env: dict[str, str]) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as fh:
+        fh.write("$ " + " ".join(cmd) + "\n")
+        fh.flush()
+        result = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    if result.returncode != 0:
+        raise RuntimeError(f"command failed ({result.returncode}), see {log}: {' '.join(cmd)}")
+
+
+def run_recipe(name: str, args: argparse.Namespace) -> dict:
+    out = args.output / name
+    probe_dir = out / "probe"
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONUNBUFFERED": "1"}
+    log = out / "log.txt"
+    molchannel = [sys.executable, "-m", "molchannel.cli.main"]
+    t0 = time.time()
+    if not (probe_dir / "results.csv").is_file():
+        if not (out / "model" / "config.json").is_file():
+            _run(
+                [
+                    *molchannel,
+                    "pretrain",
+                    "--config",
+                    str(CPU_RECIPE),
+                    "--data.corpus",
+                    str(args.corpus),
+                    "--data.num_workers",
+                    "0",
+                    f"--trainer.max_steps={args.steps}",
+                    "--trainer.max_epochs=-1",
+                    f"--trainer.val_check_interval={args.steps // 2}",
+                    f"--trainer.default_root_dir={out}",
+                    f"--trainer.logger.init_args.save_dir={out}",
+                    "--quiet",
+                    *RECIPES[name],
+                ],
+                log,
+                env,
+            )
+            _run([*molchannel, "export", str(out / "checkpoints" / "last.ckpt"), "-o", str(out / "model")], log, env)
+        _run(
+            [
+                *molchannel,
+                "benchmark",
+                "probe",
+                "--model",
+                str(out / "model"),
+                "--output",
+                str(probe_dir),
+                "--quiet",
+                *(["--datasets", *args.datasets] if args.datasets else []),
+            ],
+            log,
+            env,
+        )
+    from molchannel.pretrain.report import final_diagnostics, final_losses, plot_diagnostics, plot_losses
+
+    plot_losses(out, out / "losses.png", title=name)
+    plot_diagnostics(out, out / "diagnostics.png", title=name)
+    return {
+        "recipe": name,
+        "overrides": " ".join(RECIPES[name]),
+        "seconds": round(time.time() - t0, 1),
+        "losses": final_losses(out),
+        "diagnostics": final_diagnostics(out),
+        "probe": _read_probe(probe_dir / "results.csv"),
+    }
+
+
+def _read_probe(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def write_tables(records: list[dict], output: Path) -> None:
+    diag_keys = ["mcd_pair_active", "mcd_triplet_active", "scd_pair_active", "scd_triplet_active"]
+    grad_keys = ["grad_mcd", "grad_scd", "grad_cp_context", "grad_cp_motif", "grad_knowledge"]
+    lines = [
+        "| recipe | " + " | ".join(diag_keys + grad_keys) + " |",
+        "|---|" + "---:|" * (len(diag_keys) + len(grad_keys)),
+    ]
+    for r in records:
+        d = r["diagnostics"]
+        cells = [f"{d[k]:.3f}" if k in d else "-" for k in diag_keys]
+        cells += [f"{d[k]:.2e}" if k in d else "-" for k in grad_keys]
+        lines.append(f"| {r['recipe']} | " + " | ".join(cells) + " |")
+    lines += ["", (output / "probe_columns.txt").name, ""]
+    (output / "recipes.md").write_text("\n".join(lines[:-2]) + "\n")
+    (output / "recipes.json").write_text(json.dumps(records, indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--recipes", nargs="+", default=["today", "fixes", "fixes_k1"], choices=sorted(RECIPES))
+    parser.add_argument("--datasets", nargs="*", default=None, help="probe datasets (default: the probe's)")
+    parser.add_argument("--parallel", type=int, default=2, help="recipes trained at once")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--output", type=Path, default=REPO / "results" / "pretrain_recipes")
+    args = parser.parse_args()
+    args.output.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(args.parallel) as pool:
+        records = list(pool.map(lambda n: run_recipe(n, args), args.recipes))
+    write_tables(records, args.output)
+    print((args.output / "recipes.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
