@@ -113,7 +113,8 @@ def run_recipe(name: str, args: argparse.Namespace) -> dict:
                 log,
                 env,
             )
-            _run([*molchannel, "export", str(out / "checkpoints" / "last.ckpt"), "-o", str(out / "model")], log, env)
+            checkpoint = out / "checkpoints" / "last.ckpt"
+            _run([*molchannel, "export", str(checkpoint), "-o", str(out / "model")], log, env)
         _run(
             [
                 *molchannel,
@@ -166,10 +167,14 @@ def write_tables(records: list[dict], output: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--recipes", nargs="+", default=["today", "fixes", "fixes_k1"], choices=sorted(RECIPES))
+    parser.add_argument(
+        "--recipes", nargs="+", default=["today", "fixes", "fixes_k1"], choices=sorted(RECIPES)
+    )
     parser.add_argument("--datasets", nargs="*", default=None, help="probe datasets (default: the probe's)")
     parser.add_argument("--parallel", type=int, default=2, help="recipes trained at once")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")

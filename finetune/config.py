@@ -3,7 +3,11 @@
 The defaults below are ``configs/finetune/base.yaml`` (a test keeps the two equal); a dataset file
 such as ``configs/finetune/bbbp.yaml`` holds only what differs. Learning rates, temperature and
 gradient clipping default to the MCL reference's BBBP recipe (Adam, weight decay 1e-6, cosine
-annealing per epoch to eta_min 1e-4, batch 32; METHOD.md section 6).
+annealing per epoch to eta_min 1e-4, batch 32; METHOD.md section 6), except two values chosen on
+validation metrics (BENCHMARKS.md, "Fine-tuning defaults sweep"): the prompt learning rate (0.05;
+the reference's 5e-4 leaves the channel weights at uniform) and early stopping (patience 20; the
+reference trains every epoch). Setting ``optim.lr_prompt: 5.0e-4`` and ``optim.early_stopping: null``
+gives the reference's recipe back.
 """
 
 from __future__ import annotations
@@ -72,7 +76,9 @@ class ModelConfig:
         scratch: same architecture, random initial weights (the no-pre-training baseline).
         tau: prompt temperature: channels are mixed with softmax(w / tau).
         head_hidden: hidden width of the head Linear(D, hidden)-ReLU-Dropout-Linear(hidden, T).
-        dropout: dropout in the head.
+        dropout: dropout in the head (the Dropout before its last Linear).
+        backbone_dropout: dropout after every backbone layer while fine-tuning (null: the starting
+            model's own value, 0 for the shipped one). Not used with ``optim.freeze_backbone``.
     """
 
     pretrained: str = "default"
@@ -80,6 +86,7 @@ class ModelConfig:
     tau: float = 1.0
     head_hidden: int = 300
     dropout: float = 0.0
+    backbone_dropout: float | None = None
 
 
 @dataclass
@@ -108,26 +115,33 @@ class OptimConfig:
     Args:
         epochs: training epochs; the test metric is reported at the best validation epoch.
         lr_backbone: learning rate of the GNN backbone (and of unfrozen aggregators).
-        lr_prompt: learning rate of the channel logits w.
+        lr_prompt: learning rate of the channel logits w. The reference's 5e-4 leaves w at uniform
+            (Adam moves w by at most about the learning rate per step, and its gradient is noisy).
+            Under Adam, ``model.tau`` acts like a factor 1/tau on this learning rate.
         lr_head: learning rate of the prediction head.
-        weight_decay: Adam weight decay.
+        weight_decay: Adam weight decay of the backbone and the head.
+        weight_decay_prompt: Adam weight decay of w (null: ``weight_decay``, as the reference); a
+            decay pulls w towards the uniform mixture.
         grad_clip: gradient-norm clipping (null: none).
         eta_min: floor of the cosine schedule (a group whose learning rate is below it stays constant).
         freeze_aggregators: keep the pre-trained channel read-outs fixed (the reference does).
         freeze_backbone: keep the backbone fixed too (a linear probe of the mixed embedding).
-        early_stopping: stop after this many epochs without validation improvement (null: never).
+        early_stopping: patience: stop after this many epochs without a better validation metric
+            (null: train all ``epochs``, as the reference). The reported epoch is the best one either
+            way. Must exceed the longest wait before a later improvement (up to 9 epochs measured).
     """
 
     epochs: int = 100
     lr_backbone: float = 3.0e-4
-    lr_prompt: float = 5.0e-4
+    lr_prompt: float = 5.0e-2
     lr_head: float = 5.0e-4
     weight_decay: float = 1.0e-6
+    weight_decay_prompt: float | None = None
     grad_clip: float | None = None
     eta_min: float = 1.0e-4
     freeze_aggregators: bool = True
     freeze_backbone: bool = False
-    early_stopping: int | None = None
+    early_stopping: int | None = 20
 
 
 @dataclass
@@ -228,6 +242,11 @@ class FinetuneConfig:
                 f"model.tau must be > 0, head_hidden >= 1 and dropout in [0, 1); "
                 f"got {m.tau}, {m.head_hidden}, {m.dropout}"
             )
+        if m.backbone_dropout is not None and not 0 <= m.backbone_dropout < 1:
+            raise ValueError(
+                f"model.backbone_dropout must be in [0, 1) or null (the starting model's value), "
+                f"got {m.backbone_dropout}"
+            )
         if p.init not in PROMPT_INITS:
             raise ValueError(f"prompt.init must be one of {PROMPT_INITS}, got {p.init!r}")
         if (p.init == "given") != (p.weights is not None):
@@ -242,6 +261,11 @@ class FinetuneConfig:
         for name in ("lr_backbone", "lr_prompt", "lr_head", "weight_decay", "eta_min"):
             if getattr(o, name) < 0:
                 raise ValueError(f"optim.{name} must be >= 0, got {getattr(o, name)}")
+        if o.weight_decay_prompt is not None and o.weight_decay_prompt < 0:
+            raise ValueError(
+                "optim.weight_decay_prompt must be >= 0 or null (null: optim.weight_decay), "
+                f"got {o.weight_decay_prompt}"
+            )
         if o.grad_clip is not None and o.grad_clip <= 0:
             raise ValueError(f"optim.grad_clip must be positive or null, got {o.grad_clip}")
         if self.trainer.devices != 1:
@@ -314,15 +338,23 @@ EXECUTION_ONLY_KEYS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: Keys added later whose null means what a config without them did (the starting model's backbone dropout,
+#: w decayed with ``optim.weight_decay``): left out of :func:`comparable_config` when null.
+INERT_WHEN_NULL: tuple[tuple[str, str], ...] = (
+    ("model", "backbone_dropout"),
+    ("optim", "weight_decay_prompt"),
+)
+
+
 def comparable_config(config: dict[str, Any] | FinetuneConfig) -> dict[str, Any]:
     """What of ``config`` determines a run's numbers, as a plain JSON-like dict: "the same run" is equality.
 
     The validated config with keys it lacks (added since it was written) at their defaults, less
     :data:`EXECUTION_ONLY_KEYS` and less keys that are inert at the value they had implicitly before they
-    existed (``data.split_col`` at its default ``"split"`` is only read by ``data.split: column``), so
-    that older run folders and benchmark records still match. Used for the benchmark's config hash, for
-    resuming an unfinished benchmark run and for ``finetune --resume``. Raises ``ValueError`` (or
-    ``TypeError``) for an invalid config.
+    existed (``data.split_col`` at its default ``"split"`` is only read by ``data.split: column``; the
+    :data:`INERT_WHEN_NULL` keys at null), so that older run folders and benchmark records still match.
+    Used for the benchmark's config hash, for resuming an unfinished benchmark run and for
+    ``finetune --resume``. Raises ``ValueError`` (or ``TypeError``) for an invalid config.
     """
     if not isinstance(config, (dict, FinetuneConfig)):
         raise TypeError(f"a fine-tuning config must be a mapping of config sections, got {config!r}")
@@ -332,6 +364,9 @@ def comparable_config(config: dict[str, Any] | FinetuneConfig) -> dict[str, Any]
     data = out["data"]
     if data["split"] != "column" and data["split_col"] == "split":
         del data["split_col"]
+    for section, key in INERT_WHEN_NULL:
+        if out[section].get(key, None) is None:
+            out[section].pop(key, None)
     return out
 
 

@@ -1,9 +1,10 @@
 """The fine-tuning LightningModule: multi-channel encoder + prompt selection + prediction head.
 
 Three parameter groups with their own learning rates (backbone, prompt logits ``w``, head),
-Adam with weight decay, cosine annealing per epoch and optional gradient clipping (set on the
-Trainer). The pre-trained aggregators are frozen by default; ``freeze_backbone`` gives a linear
-probe. Frozen parts stay in eval mode, so their BatchNorm statistics do not move either.
+Adam with weight decay (its own for ``w``), cosine annealing per epoch and optional gradient
+clipping (set on the Trainer). The pre-trained aggregators are frozen by default;
+``freeze_backbone`` gives a linear probe. Frozen parts stay in eval mode, so their BatchNorm
+statistics do not move either.
 
 Each epoch the module evaluates the validation and the test set (its metric is NaN without one)
 and appends a row to ``history`` (saved in checkpoints, so a resumed run keeps its earlier epochs).
@@ -98,12 +99,14 @@ class FinetuneModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         o = self.optim_config
         lrs = {"backbone": o.lr_backbone, "prompt": o.lr_prompt, "head": o.lr_head}
+        prompt_decay = o.weight_decay if o.weight_decay_prompt is None else o.weight_decay_prompt
+        decays = {"backbone": o.weight_decay, "prompt": prompt_decay, "head": o.weight_decay}
         groups = [
-            {"params": params, "lr": lrs[name], "name": name}
+            {"params": params, "lr": lrs[name], "weight_decay": decays[name], "name": name}
             for name, params in self.parameter_groups().items()
             if params
         ]
-        optimizer = torch.optim.Adam(groups, weight_decay=o.weight_decay)
+        optimizer = torch.optim.Adam(groups)
         lambdas = [_cosine(g["lr"], o.eta_min, o.epochs) for g in groups]
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

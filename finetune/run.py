@@ -26,7 +26,7 @@ import logging
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -204,10 +204,14 @@ def _head_section(table: MoleculeTable, split: Split) -> dict[str, Any]:
 
 
 def _initial_net(base: MolChannelModel, cfg: FinetuneConfig, num_tasks: int) -> MolChannelNet:
-    """The base model's architecture with a fresh head; its encoder weights unless ``scratch``."""
+    """The base model's architecture (backbone dropout as configured) with a fresh head; its encoder weights
+    unless ``scratch``."""
     torch.manual_seed(cfg.seed)
+    encoder = base.net.config.encoder
+    if cfg.model.backbone_dropout is not None:
+        encoder = replace(encoder, dropout=cfg.model.backbone_dropout)
     net_config = NetConfig(
-        encoder=base.net.config.encoder,
+        encoder=encoder,
         tau=cfg.model.tau,
         head=HeadConfig(num_tasks=num_tasks, hidden_dim=cfg.model.head_hidden, dropout=cfg.model.dropout),
     )

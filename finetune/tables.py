@@ -184,9 +184,13 @@ def summarize_moleculenet(records: Iterable[Mapping[str, Any]], order: Sequence[
 
 
 def moleculenet_markdown(
-    summary: Sequence[Mapping[str, Any]], records: Iterable[Mapping[str, Any]], header: str = ""
+    summary: Sequence[Mapping[str, Any]], records: Iterable[Mapping[str, Any]], header: str = "",
+    method: str = OUR_METHOD,
 ) -> str:
-    """Markdown: the classification table beside the published rows, the regression table, run costs."""
+    """Markdown: the classification table beside the published rows, the regression table, run costs.
+
+    ``method`` labels the row of ``summary`` (a peer's records, e.g. chemprop's, tabulate the same way).
+    """
     records = [r for r in records if r.get("kind") == "finetune"]
     by_name = {row["dataset"]: row for row in summary}
     lines = [header] if header else []
@@ -206,7 +210,7 @@ def moleculenet_markdown(
             "",
             "| method | " + " | ".join(display_name(d) for d in cls) + f" | {avg_head} |",
             "|---|" + "---:|" * (len(cls) + 1),
-            f"| **{OUR_METHOD}** | "
+            f"| **{method}** | "
             + " | ".join(fmt(by_name[d]["test_mean"], by_name[d]["test_std"], by_name[d]["n_seeds"], 1)
                          for d in cls)
             + f" | **{fmt(avg, avg_std, n_common, 1)}** |",
@@ -233,7 +237,7 @@ def moleculenet_markdown(
             "",
             "| method | " + " | ".join(display_name(d) for d in reg) + " |",
             "|---|" + "---:|" * len(reg),
-            f"| **{OUR_METHOD}** | "
+            f"| **{method}** | "
             + " | ".join(fmt(by_name[d]["test_mean"], by_name[d]["test_std"], by_name[d]["n_seeds"], 3)
                          for d in reg) + " |",
             "",

@@ -11,18 +11,30 @@ Importing this package stays light: Lightning and the training applications are 
 imported by the ``pretrain`` / ``finetune`` commands.
 """
 
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
 from molchannel.chem.smiles import InvalidSmilesError
+
+if TYPE_CHECKING:  # the API module imports torch: only read by type checkers here
+    import torch
+
+    from molchannel.api import MolChannelModel
 
 __version__ = "0.1.0"
 
 __all__ = ["InvalidSmilesError", "__version__", "load"]
 
 
-def load(path: str = "default", device: str | None = None):  # noqa: ANN201 - see molchannel.api
+def load(
+    path: str | os.PathLike[str] = "default", device: str | torch.device | None = None
+) -> MolChannelModel:
     """Load a model folder (or ``"default"``, the model shipped with the package).
 
-    Returns a :class:`molchannel.api.MolChannelModel`.
+    Returns a :class:`molchannel.api.MolChannelModel`; see :func:`molchannel.api.load`.
     """
-    from molchannel.api import load as _load
+    from molchannel.api import load as _load  # imported on first use, so ``import molchannel`` stays light
 
     return _load(path, device=device)

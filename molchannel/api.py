@@ -2,6 +2,10 @@
 
 Needs only the chemistry layer and the network blocks: importing this module (or calling
 ``embed``) never imports Lightning or DeepChem.
+
+Longer than 500 lines on purpose: it is the one page a user reads for the whole Python API, and
+the ``@overload`` signatures that let type checkers tell an array from ``(array, report)`` repeat
+the three inference methods' parameters (a third of the module).
 """
 
 from __future__ import annotations
@@ -9,18 +13,20 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
 from torch_geometric.data import Batch
 
+from molchannel.chem.base import Featurizer
 from molchannel.chem.bulk import iter_featurized
-from molchannel.chem.featurizers import Featurizer, get_featurizer
-from molchannel.chem.smiles import InvalidRecord, check_on_invalid
+from molchannel.chem.featurizers import get_featurizer
+from molchannel.chem.smiles import InvalidRecord, OnInvalid, check_on_invalid
 from molchannel.model_folder import (
     ModelFolderError,
     load_state_strict,
@@ -28,6 +34,7 @@ from molchannel.model_folder import (
     read_weights,
     write_model_folder,
 )
+from molchannel.nn.encoder import FEATURIZER_OF_BACKBONE, encoder_config_for
 from molchannel.nn.model import MolChannelNet, NetConfig
 from molchannel.progress import Progress, progress
 
@@ -140,33 +147,119 @@ class MolChannelModel:
         )
 
     def to(self, device: str | torch.device) -> MolChannelModel:
+        """Move the model to ``device`` for good (``"cpu"``, ``"cuda"``, ``"auto"``, ...); returns it.
+
+        The inference methods' own ``device`` argument, by contrast, only lasts for that call.
+        """
         self.device = resolve_device(device)
         self.net.to(self.device)
         return self
 
     # ---- inference --------------------------------------------------------------------------
+    @contextmanager
+    def _running_on(self, device: str | torch.device | None) -> Iterator[torch.device]:
+        """The device of one call: the network moves there for the call and back to :attr:`device` after.
+
+        The moves happen outside inference mode, so the parameters stay ordinary tensors that can
+        still be trained or saved.
+        """
+        target = self.device if device is None else resolve_device(device)
+        if target == self.device:
+            yield target
+            return
+        try:
+            self.net.to(target)
+            yield target
+        finally:
+            self.net.to(self.device)
+
     def _batches(
-        self, smiles: Sequence[object], batch_size: int, on_invalid: str, report: EmbedReport
+        self, smiles: Sequence[object], batch_size: int, on_invalid: OnInvalid, report: EmbedReport
     ) -> Iterator[tuple[list[int], Batch]]:
         """Featurize ``smiles`` lazily, ``batch_size`` inputs at a time; yield (input rows, PyG batch).
 
         Uses the featurizer's bulk path (about twice as fast as one ``featurize_mol`` per SMILES);
         invalid rows are recorded in ``report`` (or raised, under ``on_invalid="raise"``).
         """
-        policy = "raise" if on_invalid == "raise" else "skip"
+        policy: OnInvalid = "raise" if on_invalid == "raise" else "skip"
         for chunk in iter_featurized(smiles, self.featurizer, policy, chunk_size=batch_size, log=False):
             report.invalid.extend(chunk.invalid)
             if chunk.graphs:
                 yield chunk.indices, Batch.from_data_list(chunk.graphs)
 
-    @torch.inference_mode()
+    def _run(
+        self,
+        items: Sequence[object],
+        consume: Callable[[list[int], Batch], None],
+        batch_size: int,
+        device: str | torch.device | None,
+        on_invalid: OnInvalid,
+        progress: bool,
+        desc: str,
+    ) -> EmbedReport:
+        """Call ``consume(input rows, batch on the call's device)`` for every featurized batch.
+
+        Runs in inference mode on the call's device (see :meth:`_running_on`); returns the report.
+        """
+        n = len(items)
+        report = EmbedReport(n_inputs=n)
+        done = 0
+        # the bar is closed, and the network moved back, also when an invalid row raises
+        with self._running_on(device) as dev, torch.inference_mode(), _progress(n, progress, desc) as bar:
+            for rows, batch in self._batches(items, batch_size, on_invalid, report):
+                consume(rows, batch.to(dev))
+                report.indices.extend(rows)
+                bar.update(rows[-1] + 1 - done)
+                done = rows[-1] + 1
+            bar.update(n - done)
+        if report.invalid:
+            log.warning("%d of %d SMILES were invalid (%s)", len(report.invalid), n, on_invalid)
+        return report
+
+    @overload
+    def embed(
+        self,
+        smiles: str | Iterable[object],
+        channel: str = ...,
+        batch_size: int = ...,
+        device: str | torch.device | None = ...,
+        on_invalid: OnInvalid = ...,
+        progress: bool = ...,
+        return_report: Literal[False] = ...,
+    ) -> np.ndarray: ...
+
+    @overload
+    def embed(
+        self,
+        smiles: str | Iterable[object],
+        channel: str = ...,
+        batch_size: int = ...,
+        device: str | torch.device | None = ...,
+        on_invalid: OnInvalid = ...,
+        progress: bool = ...,
+        *,
+        return_report: Literal[True],
+    ) -> tuple[np.ndarray, EmbedReport]: ...
+
+    @overload
+    def embed(
+        self,
+        smiles: str | Iterable[object],
+        channel: str = ...,
+        batch_size: int = ...,
+        device: str | torch.device | None = ...,
+        on_invalid: OnInvalid = ...,
+        progress: bool = ...,
+        return_report: bool = ...,
+    ) -> np.ndarray | tuple[np.ndarray, EmbedReport]: ...
+
     def embed(
         self,
         smiles: str | Iterable[object],
         channel: str = "mix",
         batch_size: int = 128,
         device: str | torch.device | None = None,
-        on_invalid: str = "raise",
+        on_invalid: OnInvalid = "raise",
         progress: bool = False,
         return_report: bool = False,
     ) -> np.ndarray | tuple[np.ndarray, EmbedReport]:
@@ -180,7 +273,10 @@ class MolChannelModel:
             channel: ``"mix"`` (the prompt-weighted mixture, [N, D]), a channel name ([N, D]),
                 or ``"all"`` ([N, K, D], channels in :attr:`channels` order).
             batch_size: molecules per forward pass (does not change the result).
-            device: run on this device for this call (default: the model's device, CPU).
+            device: run this call on this device (``"cpu"``, ``"cuda"``, ``"auto"``, ...). The
+                network moves there for the call and back afterwards, so :attr:`device` is
+                unchanged; ``None`` (default) uses :attr:`device`. Use :meth:`to` to move the
+                model for good, which spares the two copies per call.
             on_invalid: ``"raise"`` (default) raises :class:`InvalidSmilesError` naming the row;
                 ``"nan"`` fills the row with NaN; ``"skip"`` drops it (rows then no longer line up
                 with the input: use ``return_report=True`` to get the kept row indices).
@@ -188,7 +284,7 @@ class MolChannelModel:
             return_report: also return an :class:`EmbedReport`.
 
         Returns:
-            float32 numpy array (and the report when asked).
+            float32 numpy array; ``(array, report)`` with ``return_report=True``.
         """
         if channel not in ("mix", "all", *self.channels):
             raise ValueError(f"channel must be 'mix', 'all' or one of {self.channels}, got {channel!r}")
@@ -212,31 +308,20 @@ class MolChannelModel:
         width: tuple[int, ...],
         batch_size: int,
         device: str | torch.device | None,
-        on_invalid: str,
+        on_invalid: OnInvalid,
         progress: bool,
         return_report: bool,
         desc: str,
     ) -> np.ndarray | tuple[np.ndarray, EmbedReport]:
         """Run ``fn`` on featurized batches; rows aligned with the input under the invalid policy."""
         single, items = _as_items(smiles)
-        check_on_invalid(on_invalid)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if device is not None:
-            self.to(device)
-        n = len(items)
-        out = np.full((n, *width), np.nan, dtype=np.float32)
-        report = EmbedReport(n_inputs=n)
-        done = 0
-        with _progress(n, progress, desc) as bar:  # closed also when an invalid row raises
-            for rows, batch in self._batches(items, batch_size, on_invalid, report):
-                out[rows] = fn(batch.to(self.device))
-                report.indices.extend(rows)
-                bar.update(rows[-1] + 1 - done)
-                done = rows[-1] + 1
-            bar.update(n - done)
-        if report.invalid:
-            log.warning("%d of %d SMILES were invalid (%s)", len(report.invalid), n, on_invalid)
+        _check_options(on_invalid, batch_size)
+        out = np.full((len(items), *width), np.nan, dtype=np.float32)
+
+        def consume(rows: list[int], batch: Batch) -> None:
+            out[rows] = fn(batch)
+
+        report = self._run(items, consume, batch_size, device, on_invalid, progress, desc)
         if on_invalid == "skip":
             out = out[report.indices]
         if single and on_invalid != "skip":
@@ -253,21 +338,55 @@ class MolChannelModel:
             emb = output.channels[channel]
         return emb.float().cpu().numpy()
 
-    @torch.inference_mode()
+    @overload
+    def predict(
+        self,
+        smiles: str | Iterable[object],
+        batch_size: int = ...,
+        device: str | torch.device | None = ...,
+        on_invalid: OnInvalid = ...,
+        progress: bool = ...,
+        return_report: Literal[False] = ...,
+    ) -> np.ndarray: ...
+
+    @overload
+    def predict(
+        self,
+        smiles: str | Iterable[object],
+        batch_size: int = ...,
+        device: str | torch.device | None = ...,
+        on_invalid: OnInvalid = ...,
+        progress: bool = ...,
+        *,
+        return_report: Literal[True],
+    ) -> tuple[np.ndarray, EmbedReport]: ...
+
+    @overload
+    def predict(
+        self,
+        smiles: str | Iterable[object],
+        batch_size: int = ...,
+        device: str | torch.device | None = ...,
+        on_invalid: OnInvalid = ...,
+        progress: bool = ...,
+        return_report: bool = ...,
+    ) -> np.ndarray | tuple[np.ndarray, EmbedReport]: ...
+
     def predict(
         self,
         smiles: str | Iterable[object],
         batch_size: int = 128,
         device: str | torch.device | None = None,
-        on_invalid: str = "raise",
+        on_invalid: OnInvalid = "raise",
         progress: bool = False,
         return_report: bool = False,
     ) -> np.ndarray | tuple[np.ndarray, EmbedReport]:
         """Predict the properties of a fine-tuned model: float32 ``[N, T]`` (tasks in :attr:`tasks` order).
 
         Classification tasks give probabilities, regression tasks values in the original units
-        (the saved target scaler is undone). ``batch_size``, ``device``, ``on_invalid``,
-        ``progress`` and ``return_report`` work as in :meth:`embed`; a single SMILES gives ``[T]``.
+        (the saved target scaler is undone). ``batch_size``, ``device`` (for this call only),
+        ``on_invalid``, ``progress`` and ``return_report`` work as in :meth:`embed`; a single
+        SMILES gives ``[T]``.
         """
         head = self.config.get("head")
         if self.net.head is None or not head:
@@ -289,29 +408,72 @@ class MolChannelModel:
             "predicting",
         )
 
-    @torch.inference_mode()
+    @overload
     def embed_atoms(
-        self, smiles: str | Iterable[object], batch_size: int = 128, on_invalid: str = "raise"
-    ) -> list[np.ndarray | None]:
+        self,
+        smiles: str | Iterable[object],
+        batch_size: int = ...,
+        on_invalid: OnInvalid = ...,
+        device: str | torch.device | None = ...,
+        progress: bool = ...,
+        return_report: Literal[False] = ...,
+    ) -> list[np.ndarray | None]: ...
+
+    @overload
+    def embed_atoms(
+        self,
+        smiles: str | Iterable[object],
+        batch_size: int = ...,
+        on_invalid: OnInvalid = ...,
+        device: str | torch.device | None = ...,
+        progress: bool = ...,
+        *,
+        return_report: Literal[True],
+    ) -> tuple[list[np.ndarray | None], EmbedReport]: ...
+
+    @overload
+    def embed_atoms(
+        self,
+        smiles: str | Iterable[object],
+        batch_size: int = ...,
+        on_invalid: OnInvalid = ...,
+        device: str | torch.device | None = ...,
+        progress: bool = ...,
+        return_report: bool = ...,
+    ) -> list[np.ndarray | None] | tuple[list[np.ndarray | None], EmbedReport]: ...
+
+    def embed_atoms(
+        self,
+        smiles: str | Iterable[object],
+        batch_size: int = 128,
+        on_invalid: OnInvalid = "raise",
+        device: str | torch.device | None = None,
+        progress: bool = False,
+        return_report: bool = False,
+    ) -> list[np.ndarray | None] | tuple[list[np.ndarray | None], EmbedReport]:
         """Per-atom backbone embeddings: one [n_atoms, D] array per molecule, atoms in RDKit order.
 
         The atoms are those of the featurized graph: heavy atoms, plus the hydrogens RDKit keeps
         (isotopes such as ``[2H]``, a lone ``[H]``); dummy atoms ``*`` count as atoms. Invalid
         molecules give ``None`` with ``on_invalid="nan"`` and are dropped with ``"skip"``; a single
-        SMILES (or other single object, as in :meth:`embed`) gives a list of one.
+        SMILES (or other single object, as in :meth:`embed`) gives a list of one. ``device`` (for
+        this call only), ``progress`` and ``return_report`` (then ``(arrays, report)``) work as in
+        :meth:`embed`.
         """
         _, items = _as_items(smiles)
-        check_on_invalid(on_invalid)
+        _check_options(on_invalid, batch_size)
         result: list[np.ndarray | None] = [None] * len(items)
-        report = EmbedReport(n_inputs=len(items))
-        for rows, batch in self._batches(items, batch_size, on_invalid, report):
-            atoms = self.net.encode(batch.to(self.device)).atoms.float().cpu().numpy()
+
+        def consume(rows: list[int], batch: Batch) -> None:
+            atoms = self.net.encode(batch).atoms.float().cpu().numpy()
             bounds = batch.ptr.tolist()
             for k, row in enumerate(rows):
                 result[row] = atoms[bounds[k] : bounds[k + 1]]
+
+        report = self._run(items, consume, batch_size, device, on_invalid, progress, "embedding atoms")
         if on_invalid == "skip":
-            return [result[i] for i in sorted(set(range(len(items))) - {r.index for r in report.invalid})]
-        return result
+            result = [result[i] for i in report.indices]
+        return (result, report) if return_report else result
 
     # ---- persistence ------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], card: bool = True) -> Path:
@@ -428,6 +590,12 @@ def _check_head(config: dict[str, Any], net: MolChannelNet) -> None:
             raise ValueError(f"head {key} has {len(head[key])} values for {n} tasks")
 
 
+def _check_options(on_invalid: str, batch_size: int) -> None:
+    check_on_invalid(on_invalid)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+
 def _progress(total: int, enabled: bool, desc: str) -> Progress:
     return progress(total=total, desc=desc, unit="mol", disable=not enabled)
 
@@ -445,7 +613,6 @@ def init_model(
     dimensions are filled in from the rich featurizer.
     """
     from molchannel import __version__
-    from molchannel.nn.encoder import FEATURIZER_OF_BACKBONE, encoder_config_for
 
     enc = dict(encoder or {})
     feat = get_featurizer(featurizer or FEATURIZER_OF_BACKBONE[enc.get("backbone", "gin")])

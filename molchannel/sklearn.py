@@ -390,12 +390,12 @@ class _FinetunedEstimator(BaseEstimator):
         epochs: int = 100,
         batch_size: int = 32,
         lr_backbone: float = 3e-4,
-        lr_prompt: float = 5e-4,
+        lr_prompt: float = 5e-2,
         lr_head: float = 5e-4,
         head_hidden: int = 300,
         prompt_init: str = "uniform",
         valid_frac: float = 0.1,
-        early_stopping: int | None = None,
+        early_stopping: int | None = 20,
         scratch: bool = False,
         random_state: int | np.random.RandomState | None = 0,
         device: str = "cpu",
@@ -765,6 +765,7 @@ class MolChannelRegressor(RegressorMixin, _FinetunedEstimator):
             ``config={"prompt": {"weights": [...]}}``, one logit per channel).
         valid_frac: fraction of the rows held out to select the best epoch (at least one row).
         early_stopping: stop after this many epochs without validation improvement (None: never).
+            The best validation epoch is kept either way.
         scratch: start from random weights of the same architecture (a no-pre-training baseline).
         random_state: seed of the split and the training (an int gives reproducible fits).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``, for training and prediction.

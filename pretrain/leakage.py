@@ -99,3 +99,40 @@ def corpus_filter_keys(
     keys, counts = heldout_inchikeys(datasets, data_dir, progress=progress)
     log.info("leakage filter: %d held-out molecules from %d benchmarks", len(keys), len(counts))
     return keys
+
+
+def write_heldout_keys(path: str | os.PathLike[str], keys: Iterable[str]) -> int:
+    """Write ``keys`` to ``path`` (one InChIKey a line, sorted; gzipped when it ends in .gz).
+
+    For machines without the benchmark data: ``molchannel prepare --heldout-keys FILE`` reads it
+    back and filters exactly as the data would. Returns the number of keys written.
+    """
+    lines = sorted({k for k in keys if k})
+    text = "".join(f"{k}\n" for k in lines)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".gz":
+        import gzip
+
+        out.write_bytes(gzip.compress(text.encode(), mtime=0))
+    else:
+        write_text_atomic(out, text)
+    return len(lines)
+
+
+def read_heldout_keys(path: str | os.PathLike[str]) -> set[str]:
+    """InChIKeys from a file written by :func:`write_heldout_keys` (one a line; blank lines ignored)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"held-out key file {p} does not exist")
+    raw = p.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        import gzip
+
+        raw = gzip.decompress(raw)
+    keys = {line.strip() for line in raw.decode("ascii", errors="replace").splitlines() if line.strip()}
+    bad = sorted(k for k in keys if len(k) != 27 or k.count("-") != 2)
+    if bad:
+        raise ValueError(f"{p} is not a list of InChIKeys, one a line: {len(bad)} bad lines, e.g. {bad[0]!r}")
+    log.info("leakage filter: %d held-out molecules from %s", len(keys), p)
+    return keys

@@ -8,7 +8,9 @@ recipe for a dataset (yuewan2/MolMCL, config/moleculenet/*.yaml and config/molec
 tuned there for its GPS model), its epochs, temperature, learning rates and gradient clipping are
 used (for BBBP, Tox21, ClinTox and HIV the copies under config/moleculenet/.ipynb_checkpoints, the
 only ones in the repository as indexed); the reference's fixed initial prompt logits belong to its
-own checkpoint and are not copied.
+own checkpoint and are not copied, and neither is its prompt learning rate (1e-4 to 5e-4, at which
+the channel weights stay at uniform): every dataset uses base.yaml's ``optim.lr_prompt`` (BENCHMARKS.md,
+fine-tuning defaults sweep). Each file's header names the reference value.
 Datasets without a reference recipe (ToxCast, ESOL, FreeSolv, Lipophilicity) use base.yaml.
 """
 
@@ -29,15 +31,16 @@ OUT = REPO / "configs" / "finetune"
 
 
 def _recipe(epochs: int, tau: float, backbone: float, prompt: float, head: float, clip: float | None) -> dict:
+    """A reference recipe; its prompt learning rate is only recorded (``reference_lr_prompt``), not used."""
     return {
         "model": {"tau": tau},
         "optim": {
             "epochs": epochs,
             "lr_backbone": backbone,
-            "lr_prompt": prompt,
             "lr_head": head,
             "grad_clip": clip,
         },
+        "reference_lr_prompt": prompt,
     }
 
 
@@ -66,7 +69,9 @@ BASE_HEADER = """\
 #   molchannel finetune --config configs/finetune/base.yaml --data.dataset esol
 #   molchannel finetune --config configs/finetune/base.yaml --data.path my.csv --data.targets '[y]' \\
 #       --data.task_type regression
-# Learning rates, temperature and batch size follow the MCL reference (its BBBP recipe; METHOD.md 6).
+# Learning rates, temperature and batch size follow the MCL reference (its BBBP recipe; METHOD.md 6),
+# except lr_prompt (reference 5e-4: w stays uniform) and early_stopping (reference: null), chosen by
+# scripts/sweep_finetune_defaults.py on validation metrics (BENCHMARKS.md).
 """
 
 
@@ -92,7 +97,8 @@ def render_all() -> dict[str, str]:
     files = {"base.yaml": BASE_HEADER + _dump(base, flow=False)}
     for name in list_datasets():
         spec = get_dataset_spec(name)
-        recipe = MOLECULEACE if spec.collection == "moleculeace" else REFERENCE.get(name, {})
+        recipe = dict(MOLECULEACE if spec.collection == "moleculeace" else REFERENCE.get(name, {}))
+        reference_lr_prompt = recipe.pop("reference_lr_prompt", None)
         full = merge(base, {"data": {"dataset": name}, **recipe})
         FinetuneConfig.from_dict(full)  # every generated config must validate
         diff = _differences(full, base)
@@ -108,9 +114,14 @@ def render_all() -> dict[str, str]:
             if spec.split == "official"
             else ("scaffold 80/10/10")
         )
+        prompt_note = (
+            f"# Its lr_prompt {reference_lr_prompt:g} is not used (base.yaml's: w stays uniform at it).\n"
+            if reference_lr_prompt is not None
+            else ""
+        )
         header = (
             f"# {name}: {spec.collection}, {spec.task_type} ({spec.metric}), {split}.\n"
-            f"# Reference recipe: {source}.\n# Only values that differ from base.yaml.\n"
+            f"# Reference recipe: {source}.\n{prompt_note}# Only values that differ from base.yaml.\n"
             f"#   molchannel finetune --config configs/finetune/{name}.yaml\n"
         )
         files[f"{name}.yaml"] = header + _dump(diff)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal, get_overloads, get_type_hints
 
 import numpy as np
 import pytest
@@ -14,8 +16,8 @@ from safetensors.torch import load_file, save_file
 from sample_molecules import SAMPLE_SMILES
 
 import molchannel
-from molchannel.api import MolChannelModel, init_model
-from molchannel.chem.smiles import InvalidSmilesError
+from molchannel.api import EmbedReport, MolChannelModel, init_model
+from molchannel.chem.smiles import InvalidSmilesError, OnInvalid
 from molchannel.model_folder import ModelFolderError
 
 TINY = {"num_layers": 2, "hidden_dim": 16, "aggregator_heads": 2}
@@ -133,6 +135,138 @@ def test_embed_atoms_returns_one_row_per_heavy_atom(tiny) -> None:  # noqa: ANN0
     atoms = tiny.embed_atoms(["CCO", "bad((", "c1ccccc1"], on_invalid="nan")
     assert atoms[0].shape == (3, 16) and atoms[1] is None and atoms[2].shape == (6, 16)
     assert len(tiny.embed_atoms(["CCO", "bad((", "c1ccccc1"], on_invalid="skip")) == 2
+
+
+def test_embed_atoms_reports_invalid_rows(tiny) -> None:  # noqa: ANN001
+    inputs = ["CCO", "bad((", "c1ccccc1"]
+    atoms, report = tiny.embed_atoms(inputs, on_invalid="nan", return_report=True)
+    assert atoms[1] is None and report.n_inputs == 3 and report.indices == [0, 2]
+    assert [(r.index, r.smiles) for r in report.invalid] == [(1, "bad((")] and report.invalid[0].reason
+    kept, skip_report = tiny.embed_atoms(inputs, on_invalid="skip", return_report=True, progress=True)
+    assert skip_report.indices == [0, 2] and [a.shape for a in kept] == [(3, 16), (6, 16)]
+    np.testing.assert_array_equal(kept[1], atoms[2])
+    with pytest.raises(ValueError, match="batch_size"):
+        tiny.embed_atoms(inputs, batch_size=0)
+
+
+class _MoveSpy:
+    """Wraps ``net.to`` to record the devices the network is moved to."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        self.net, self.to, self.devices = net, net.to, []
+
+    def __call__(self, device: torch.device) -> torch.nn.Module:
+        self.devices.append(torch.device(device))
+        return self.to(device)
+
+
+@pytest.mark.parametrize("method", ["embed", "embed_atoms", "predict"])
+def test_device_of_a_call_does_not_move_the_model(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # "cpu:1" is a device other than the model's "cpu" that every machine has
+    model = init_model(TINY, seed=1)
+    if method == "predict":
+        model.config["head"], model.net.head = (
+            {"tasks": ["t"], "task_type": "regression"},
+            torch.nn.Linear(16, 1),
+        )
+    reference = getattr(model, method)(SMILES)
+    spy = _MoveSpy(model.net)
+    monkeypatch.setattr(model.net, "to", spy)
+    result = getattr(model, method)(SMILES, device="cpu:1")
+    assert spy.devices == [torch.device("cpu:1"), torch.device("cpu")]  # there and back
+    assert model.device == torch.device("cpu")
+    for got, want in zip(result, reference, strict=True):
+        np.testing.assert_array_equal(got, want)
+    getattr(model, method)(SMILES, device="cpu")  # the model's own device: no move at all
+    assert len(spy.devices) == 2
+
+
+def test_device_of_a_call_moves_back_when_a_row_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = init_model(TINY, seed=1)
+    spy = _MoveSpy(model.net)
+    monkeypatch.setattr(model.net, "to", spy)
+    with pytest.raises(InvalidSmilesError):
+        model.embed(["CCO", "bad(("], device="cpu:1")
+    assert spy.devices == [torch.device("cpu:1"), torch.device("cpu")]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_for_one_call_leaves_a_trainable_cpu_model() -> None:
+    model = init_model(TINY, seed=1)
+    reference = model.embed(SMILES, channel="all")
+    np.testing.assert_allclose(model.embed(SMILES, channel="all", device="cuda"), reference, atol=1e-5)
+    atoms = model.embed_atoms(SMILES, device="cuda")
+    np.testing.assert_allclose(atoms[2], model.embed_atoms(SMILES)[2], atol=1e-5)
+    params = list(model.net.parameters())
+    assert model.device.type == "cpu" and all(p.device.type == "cpu" for p in params)
+    assert not any(p.is_inference() for p in params)  # moved outside inference mode: still trainable
+    model.to("cuda")
+    assert model.embed("CCO").shape == (16,) and next(model.net.parameters()).device.type == "cuda"
+
+
+def test_inference_methods_have_typed_overloads() -> None:
+    for name, n in (("embed", 3), ("predict", 3), ("embed_atoms", 3)):
+        overloads = get_overloads(getattr(MolChannelModel, name))
+        assert len(overloads) == n, name
+        hints = [get_type_hints(o, vars(molchannel.api)) for o in overloads]
+        assert [h["return_report"] for h in hints] == [Literal[False], Literal[True], bool], name
+        assert all(h["on_invalid"] == OnInvalid for h in hints), name
+    returns = [
+        get_type_hints(o, vars(molchannel.api))["return"] for o in get_overloads(MolChannelModel.embed)
+    ]
+    assert returns[:2] == [np.ndarray, tuple[np.ndarray, EmbedReport]]
+
+
+MYPY_SNIPPET = """
+import molchannel
+
+model = molchannel.load("default")
+flag: bool = bool(len("x"))
+reveal_type(model.embed(["CCO"]))
+reveal_type(model.embed(["CCO"], return_report=True))
+reveal_type(model.embed(["CCO"], return_report=flag))
+reveal_type(model.predict("CCO", on_invalid="nan"))
+reveal_type(model.predict("CCO", return_report=True))
+reveal_type(model.embed_atoms(["CCO"]))
+reveal_type(model.embed_atoms(["CCO"], return_report=True))
+model.embed(["CCO"], on_invalid="drop")
+"""
+
+
+def _plain_type(revealed: str) -> str:
+    """A revealed type without what differs between numpy and mypy releases (shape/dtype, ``builtins.``)."""
+    revealed = re.sub(r"numpy\.ndarray\[(?:[^\[\]]|\[(?:[^\[\]]|\[[^\[\]]*\])*\])*\]", "ndarray", revealed)
+    return revealed.replace("builtins.", "")
+
+
+def test_mypy_reads_the_overloads(tmp_path: Path) -> None:
+    mypy_api = pytest.importorskip("mypy.api", reason="mypy is not installed (pip install mypy)")
+    (tmp_path / "snippet.py").write_text(MYPY_SNIPPET)
+    # only the API module and the Literal it uses are read; everything behind them counts as Any
+    skipped = "torch.*,torch_geometric.*,rdkit.*,safetensors.*,scipy.*,pandas.*,molchannel.nn.*"
+    skipped += ",molchannel.model_folder,molchannel.progress,molchannel.chem.bulk,molchannel.chem.featurizers"
+    (tmp_path / "mypy.ini").write_text(
+        "[mypy]\nfollow_imports = silent\nignore_missing_imports = True\n"
+        f"[mypy-{skipped}]\nfollow_imports = skip\n"
+    )
+    args = ["--config-file", str(tmp_path / "mypy.ini"), "--cache-dir", str(tmp_path / "cache")]
+    stdout, _, _ = mypy_api.run([*args, "--hide-error-context", str(tmp_path / "snippet.py")])
+    revealed = [
+        _plain_type(line.split("Revealed type is ")[1].strip('"'))
+        for line in stdout.splitlines()
+        if "Revealed" in line
+    ]
+    atoms = "list[ndarray | None]"
+    assert revealed == [
+        "ndarray",
+        "tuple[ndarray, molchannel.api.EmbedReport]",
+        "ndarray | tuple[ndarray, molchannel.api.EmbedReport]",
+        "ndarray",
+        "tuple[ndarray, molchannel.api.EmbedReport]",
+        atoms,
+        f"tuple[{atoms}, molchannel.api.EmbedReport]",
+    ], stdout
+    assert 'No overload variant of "embed"' in stdout or "incompatible type" in stdout, stdout  # "drop"
 
 
 def test_default_model_loads_offline_and_says_what_it_is() -> None:

@@ -34,6 +34,7 @@ SHORTER: list[tuple[str, str]] = [
     (r"^molchannel finetune ", "--data.limit 200 --optim.epochs 1"),
     (r"^molchannel benchmark moleculenet", "--datasets bace --seeds 0 --epochs 1 --limit 150"),
     (r"^molchannel benchmark moleculeace", "--datasets CHEMBL2047_EC50 --seeds 0 --epochs 1 --limit 150"),
+    (r"^molchannel benchmark probe", "--datasets bace esol --limit 300"),
     (r"^molchannel (embed|predict|info|export) ", ""),  # quick: run exactly as written
 ]
 

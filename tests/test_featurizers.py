@@ -21,7 +21,8 @@ from molchannel.chem import (
     iter_featurized,
     parse_smiles,
 )
-from molchannel.chem.featurizers import ATOM_UNKNOWN, BOND_UNKNOWN, new_graph
+from molchannel.chem.base import FEATURIZERS, Featurizer, FeaturizerSpec, register_featurizer
+from molchannel.chem.featurizers import ATOM_UNKNOWN, BOND_UNKNOWN, featurizer_names, new_graph
 from molchannel.chem.rich import ATOM_DIM, BOND_DIM
 
 BASIC = BasicFeaturizer()
@@ -208,6 +209,46 @@ def test_rich_spec_follows_options():
     assert get_featurizer("rich").spec == RICH.spec
     with pytest.raises(ValueError, match="walk_length"):
         RichFeaturizer(walk_length=0)
+
+
+def test_get_featurizer_reads_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert featurizer_names() == ("basic", "rich") and FEATURIZERS["basic"] is BasicFeaturizer
+    assert type(get_featurizer({"name": "basic", "version": 1})) is BasicFeaturizer
+
+    class Atoms:
+        """A toy scheme: one float feature per atom, its atomic number times ``scale``."""
+
+        def __init__(self, scale: float = 1.0) -> None:
+            self.scale = scale
+            self.spec = FeaturizerSpec("atoms", 1, {"scale": scale})
+
+        def featurize_mol(self, mol: Chem.Mol) -> Data:
+            z = [self.scale * a.GetAtomicNum() for a in mol.GetAtoms()]
+            return new_graph(x=torch.tensor(z)[:, None], edge_index=torch.zeros(2, 0, dtype=torch.long))
+
+        def __call__(self, smiles: str) -> Data:
+            return self.featurize_mol(parse_smiles(smiles))
+
+    monkeypatch.setitem(FEATURIZERS._entries, "atoms", Atoms)  # undone after the test
+    featurizer = get_featurizer({"name": "atoms", "options": {"scale": 0.5}})
+    assert featurizer("CO").x.flatten().tolist() == [3.0, 4.0]
+    assert featurize_smiles(["CO", "bad(("], featurizer, "skip").indices == [0]
+    assert isinstance(featurizer, Featurizer)
+
+
+def test_get_featurizer_rejects_unknown_schemes_options_and_versions() -> None:
+    with pytest.raises(ValueError, match=r"unknown featurizer 'fancy'; choose one of \('basic', 'rich'\)"):
+        get_featurizer("fancy")
+    with pytest.raises(ValueError, match="unknown featurizer"):
+        get_featurizer({"name": "fancy"})
+    with pytest.raises(ValueError, match="'rich' does not take options"):
+        get_featurizer({"name": "rich", "options": {"walk_lenght": 8}})
+    with pytest.raises(ValueError, match="'basic' does not take options"):
+        get_featurizer({"name": "basic", "options": {"walk_length": 8}})
+    with pytest.raises(ValueError, match="version 2 is not produced by this release"):
+        get_featurizer(FeaturizerSpec("basic", 2))
+    with pytest.raises(ValueError, match="already registered"):
+        register_featurizer("basic")(RichFeaturizer)
 
 
 def _one_hot_groups(names: list[str]) -> dict[str, list[int]]:

@@ -209,6 +209,15 @@ def test_comparable_config_ignores_execution_only_keys_and_reports_differences()
     assert config_differences(base, load_config(overrides=execution)) == []
     older = {**base, "data": {k: v for k, v in base["data"].items() if k != "split_col"}}  # key added later
     assert config_differences(older, base) == []
+    # keys added later whose null is what a config without them did: left out of the comparison (and of
+    # the benchmark's hash) at null, compared once set
+    older = {**base, "model": {k: v for k, v in base["model"].items() if k != "backbone_dropout"},
+             "optim": {k: v for k, v in base["optim"].items() if k != "weight_decay_prompt"}}  # fmt: skip
+    assert comparable_config(older) == comparable_config(base)
+    assert "backbone_dropout" not in comparable_config(base)["model"]
+    assert config_differences(older, {**base, "optim": {**base["optim"], "weight_decay_prompt": 0.0}}) == [
+        "optim.weight_decay_prompt: None -> 0.0"
+    ]
     assert config_differences(base, {**base, "optim": {**base["optim"], "epochs": 4}}) == [
         "optim.epochs: 100 -> 4"
     ]
@@ -343,14 +352,21 @@ def test_resume_after_a_crash_continues_to_the_same_result(
 
 
 def test_resume_with_early_stopping_stops_at_the_same_epoch(
-    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    logp_csv: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import molchannel.finetune.run as run_module
 
-    config = _bbbp_config(tiny_model, epochs=8, early_stopping=2)
+    config = {
+        "data": {"path": str(logp_csv), "targets": ["logp"], "task_type": "regression"},
+        "model": {"pretrained": str(tiny_model), "head_hidden": 32},
+        "optim": {"epochs": 8, "early_stopping": 2, "lr_backbone": 0.01, "lr_head": 0.01},
+    }
     reference = run_finetune(config, tmp_path / "reference", quiet=True)
-    stopped = len(_metrics(reference.run_dir))
-    assert stopped < 8  # validation ROC-AUC peaks in epoch 1 here
+    rows = _metrics(reference.run_dir)
+    stopped = len(rows)
+    assert stopped < 8  # validation RMSE is best in epoch 2 here, so patience 2 stops after epoch 4
+    assert stopped == reference.best_epoch + 2
+    assert reference.test_metric == float(rows[reference.best_epoch - 1]["test_rmse"])  # the best epoch's
 
     original = FinetuneModule.on_train_epoch_start
 

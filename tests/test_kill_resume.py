@@ -6,7 +6,8 @@ same command (``--resume`` for finetune). They must finish with exactly the metr
 run of the same seed: every value of metrics.csv (timings aside) and of the result tables, compared as
 the text written, so bit for bit. Runs use a 2 x 32 GIN with head dropout (so the resumed epochs must
 draw the same dropout masks), 200 molecules per dataset, CPU and one thread. The fine-tuning run has
-early stopping on, which a resumed run must pick up (its patience of 5 never runs out on this data).
+early stopping on, which a resumed run must pick up (its patience of 5 never runs out on this data, at
+the earlier default prompt learning rate 5e-4 that the test keeps).
 
 Each kill waits for progress files rather than a fixed time, and enough epochs remain after the kill
 point (several seconds of work) that a run cannot finish before it is killed.
@@ -113,7 +114,7 @@ def test_finetune_killed_mid_run_resumes_to_the_uninterrupted_result(
     args = ["finetune", "--data.dataset", "esol", "--data.limit", "200",
             "--model.pretrained", str(tiny_model), "--model.head_hidden", "32", "--model.dropout", "0.2",
             "--optim.epochs", str(FINETUNE_EPOCHS), "--optim.early_stopping", "5", "--seed", "1",
-            "--quiet"]  # fmt: skip
+            "--optim.lr_prompt", "0.0005", "--quiet"]  # fmt: skip
     reference, run = tmp_path / "reference", tmp_path / "run"
     assert main([*args, "--output", str(reference)]) == 0  # in-process (and it fills the graph cache)
 

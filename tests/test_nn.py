@@ -22,6 +22,7 @@ from molchannel.nn import (
     build_encoder,
     mix_channels,
 )
+from molchannel.nn.encoder import BACKBONES, FEATURIZER_OF_BACKBONE, BackboneEntry, register_backbone
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "model"
 SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C[C@H](N)C(=O)O", "O=C=O", "C", "CCN(CC)CC", "c1ccncc1"]
@@ -331,8 +332,38 @@ def test_config_rejects_unknown_keys_and_bad_values():
         EncoderConfig(channels=("keys",), atom_channels=())
     with pytest.raises(ValueError, match="atom_dim and bond_dim"):
         EncoderConfig(backbone="gps")
-    with pytest.raises(ValueError, match="unknown backbone"):
+    with pytest.raises(ValueError, match=r"unknown backbone 'gcn'; choose one of \('gin', 'gps'\)"):
         EncoderConfig(backbone="gcn")
+
+
+def test_backbones_come_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert BACKBONES.names() == ("gin", "gps")
+    assert dict(FEATURIZER_OF_BACKBONE) == {"gin": "basic", "gps": "rich"}
+    assert EncoderConfig(backbone="gin").featurizer_name == "basic"
+
+    class Embedding(nn.Module):
+        """A toy backbone: an embedding of the atom type, no message passing."""
+
+        def __init__(self, dim: int) -> None:
+            super().__init__()
+            self.embedding = nn.Embedding(120, dim)
+
+        def reset_parameters(self) -> None:
+            self.embedding.reset_parameters()
+
+        def forward(self, data: Data) -> torch.Tensor:
+            return self.embedding(data.x[:, 0])
+
+    def build(config: EncoderConfig) -> nn.Module:
+        return Embedding(config.hidden_dim)
+
+    monkeypatch.setitem(BACKBONES._entries, "embedding", BackboneEntry(build, "basic"))  # undone after
+    encoder = build_encoder({"backbone": "embedding", "hidden_dim": 8, "aggregator_heads": 2})
+    assert isinstance(encoder.backbone, Embedding) and encoder.config.featurizer_name == "basic"
+    out = encoder.embed(Batch.from_data_list([BasicFeaturizer()(s) for s in ("CCO", "C")]))
+    assert out.channels["molsim"].shape == (2, 8)
+    with pytest.raises(ValueError, match="already registered"):
+        register_backbone("gin", featurizer="basic")(build)
 
 
 @pytest.mark.parametrize("name", ["gin", "gps"])

@@ -19,7 +19,7 @@ from itertools import islice
 
 from torch_geometric.data import Data
 
-from molchannel.chem.featurizers import Featurizer
+from molchannel.chem.base import Featurizer
 from molchannel.chem.smiles import InvalidRecord, InvalidSmilesError, OnInvalid, check_on_invalid
 
 logger = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from rdkit import Chem
 from rdkit.Chem.Lipinski import HAcceptorSmarts, HDonorSmarts
 from torch_geometric.data import Data
 
-from molchannel.chem.featurizers import FeaturizerSpec, new_graph
+from molchannel.chem.base import BATCH_BLOCK, FeaturizerSpec, new_graph, register_featurizer
 from molchannel.chem.smiles import InvalidSmilesError, parse_smiles
 
 DEFAULT_WALK_LENGTH = 20
@@ -213,7 +213,9 @@ def _sparse_random_walk_pe(edge_index: np.ndarray, num_nodes: int, walk_length: 
 def _atom_features(mol: Chem.Mol) -> np.ndarray:
     num_atoms = mol.GetNumAtoms()
     x = np.zeros((num_atoms, ATOM_DIM), dtype=np.float32)
-    columns, masses, aromatic = [], [], []
+    columns: list[int] = []
+    masses: list[float] = []
+    aromatic: list[bool] = []
     # GetAtomWithIdx/GetBondWithIdx: half the cost of iterating GetAtoms()/GetBonds() in RDKit 2026
     for atom in map(mol.GetAtomWithIdx, range(num_atoms)):
         columns += (
@@ -263,6 +265,7 @@ def _bond_features(mol: Chem.Mol) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(both_directions[:, :2].T), edge_attr
 
 
+@register_featurizer("rich")
 class RichFeaturizer:
     """Float one-hot atom/bond features plus random-walk positional encoding (see module docstring)."""
 
@@ -298,9 +301,9 @@ class RichFeaturizer:
         featurizing them keeps each phase's code in the CPU caches (measurably faster).
         """
         out: list[Data | InvalidSmilesError] = []
-        for block_start in range(0, len(smiles), _BLOCK):
+        for block_start in range(0, len(smiles), BATCH_BLOCK):
             block: list[Chem.Mol | InvalidSmilesError] = []
-            for i, s in enumerate(smiles[block_start : block_start + _BLOCK], start + block_start):
+            for i, s in enumerate(smiles[block_start : block_start + BATCH_BLOCK], start + block_start):
                 try:
                     block.append(parse_smiles(s, i))
                 except InvalidSmilesError as err:
@@ -310,6 +313,3 @@ class RichFeaturizer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(walk_length={self.walk_length})"
-
-
-_BLOCK = 64

@@ -10,6 +10,7 @@ Examples:
     molchannel benchmark moleculenet --datasets bbbp bace --seeds 0 --epochs 5
     molchannel benchmark moleculeace --model my_model --output runs/benchmark/ace-my_model
     molchannel benchmark moleculenet --scratch --set trainer.accelerator=gpu
+    molchannel benchmark probe --model default      # linear probe of frozen embeddings (no fine-tuning)
 """
 
 from __future__ import annotations
@@ -68,9 +69,55 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 default="rbf",
                 help="baseline SVM kernel: rbf (MoleculeACE's, default) or tanimoto",
             )
+    _add_probe(sub)
+
+
+PROBE_HELP = "linear probe of frozen embeddings on MoleculeNet, beside a random-init copy and ECFP4"
+
+
+def _add_probe(sub: argparse._SubParsersAction) -> None:
+    q = sub.add_parser("probe", help=PROBE_HELP, description=PROBE_HELP)
+    q.add_argument("--model", required=True, help='model folder or "default"')
+    q.add_argument("--datasets", nargs="+", metavar="NAME", help="a subset of the 11 MoleculeNet datasets")
+    q.add_argument("--output", default=None, help="output folder (default: runs/benchmark/probe-<model>)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the random-init copy and of task samples")
+    q.add_argument("--limit", type=int, default=None, help="first N molecules of each dataset (quick looks)")
+    q.add_argument(
+        "--max-tasks", type=int, default=50, help="probe a seeded sample of at most N tasks (ToxCast); 0: all"
+    )
+    q.add_argument("--device", default=None, help='"cpu" (default), "cuda" or "auto" for the embeddings')
+    q.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar")
+
+
+def _command() -> str | None:
+    return "molchannel " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
+
+
+def _run_probe(args: argparse.Namespace) -> int:
+    from molchannel.finetune.probe import run_probe
+
+    if args.max_tasks < 0:
+        raise ValueError(f"--max-tasks must be 0 (all tasks) or a positive integer, got {args.max_tasks}")
+    result = run_probe(
+        args.model,
+        datasets=args.datasets,
+        output=args.output,
+        seed=args.seed,
+        limit=args.limit,
+        max_tasks=args.max_tasks or None,
+        device=args.device,
+        quiet=args.quiet,
+        command=_command(),
+    )
+    print(result.markdown)
+    files = ", ".join(str(p) for p in result.files.values())
+    print(f"linear probe done in {result.wall_time_s / 60:.1f} min. Wrote {files}", file=sys.stderr)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.collection == "probe":
+        return _run_probe(args)
     from molchannel.finetune.benchmark import BenchmarkError, BenchmarkOptions, run_benchmark
 
     options = BenchmarkOptions(
@@ -90,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         baseline_only=getattr(args, "baseline_only", False),
         svm_kernel=getattr(args, "svm_kernel", "rbf"),
         fail_fast=args.fail_fast,
-        command="molchannel " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None,
+        command=_command(),
     )
     try:
         outcome = run_benchmark(options)

@@ -2,7 +2,8 @@
 
 Resumable: rerun the same command after an interruption and finished shards are kept.
 Molecules in the validation/test splits of the downstream benchmarks are removed (needs the
-benchmark data: --data-dir or $MOLCHANNEL_DATA_DIR; --no-leakage-filter skips it).
+benchmark data: --data-dir or $MOLCHANNEL_DATA_DIR, or their InChIKeys: --heldout-keys;
+--no-leakage-filter skips it).
 
 Example:
     molchannel prepare -i zinc/moses_train.csv.gz -o runs/corpora/moses-basic --processes 8
@@ -42,12 +43,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="benchmarks whose valid/test molecules are removed (default: all)",
     )
+    p.add_argument(
+        "--heldout-keys",
+        default=None,
+        metavar="FILE",
+        help="InChIKeys to remove, one a line (optionally .gz), instead of computing them from the benchmark "
+        "data: for machines without it (scripts/pack_gpu_bundle.sh writes one)",
+    )
     p.add_argument("--no-leakage-filter", action="store_true", help="keep benchmark molecules in the corpus")
 
 
 def run(args: argparse.Namespace) -> int:
     from molchannel.pretrain.corpus import CorpusConfig, prepare_corpus
-    from molchannel.pretrain.leakage import corpus_filter_keys
+    from molchannel.pretrain.leakage import corpus_filter_keys, read_heldout_keys
 
     config = CorpusConfig(
         featurizer=args.featurizer,
@@ -58,11 +66,12 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         descriptors=not args.no_descriptors,
     )
-    keys = (
-        set()
-        if args.no_leakage_filter
-        else corpus_filter_keys(args.leakage_datasets, args.data_dir, progress=not args.quiet)
-    )
+    if args.no_leakage_filter:
+        keys: set[str] = set()
+    elif args.heldout_keys:
+        keys = read_heldout_keys(args.heldout_keys)
+    else:
+        keys = corpus_filter_keys(args.leakage_datasets, args.data_dir, progress=not args.quiet)
     manifest = prepare_corpus(
         args.input,
         args.output,

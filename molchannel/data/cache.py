@@ -34,7 +34,7 @@ from torch_geometric.data import Data
 
 import molchannel
 from molchannel.atomic import atomic_path, write_text_atomic
-from molchannel.chem.featurizers import FeaturizerSpec
+from molchannel.chem.base import FeaturizerSpec
 from molchannel.chem.smiles import InvalidRecord, InvalidSmilesError, parse_smiles
 from molchannel.data.datasets import MoleculeTable
 from molchannel.data.paths import sha256_of_file

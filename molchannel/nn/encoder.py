@@ -1,25 +1,28 @@
 """The multi-channel encoder: one backbone, K prompt-guided aggregators, one embedding per channel.
 
 :class:`EncoderConfig` holds plain values only, so it round-trips through YAML, JSON and
-``torch.load(weights_only=True)``; :func:`build_encoder` turns it into a module.
+``torch.load(weights_only=True)``; :func:`build_encoder` turns it into a module. The backbone is
+chosen by name from :data:`BACKBONES`, filled by ``@register_backbone(name, featurizer=...)`` on a
+function ``EncoderConfig -> nn.Module`` (the GIN and GPS ones are at the end of this module).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
+from molchannel.chem.featurizers import get_featurizer
 from molchannel.nn.aggregator import AggregatorOutput, PromptAggregator
 from molchannel.nn.gin import JK_MODES, GINBackbone
 from molchannel.nn.gps import GPSBackbone
+from molchannel.registry import Registry
 
-BACKBONES = ("gin", "gps")
-FEATURIZER_OF_BACKBONE = {"gin": "basic", "gps": "rich"}
 _CHANNEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
@@ -54,8 +57,7 @@ class EncoderConfig:
         self._validate()
 
     def _validate(self) -> None:
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {BACKBONES}")
+        BACKBONES.lookup(self.backbone)  # ValueError naming the known backbones
         if self.num_layers < 1 or self.hidden_dim < 1:
             raise ValueError(
                 f"num_layers and hidden_dim must be positive, got {self.num_layers}, {self.hidden_dim}"
@@ -102,7 +104,7 @@ class EncoderConfig:
     @property
     def featurizer_name(self) -> str:
         """The featurization this backbone reads: ``basic`` for gin, ``rich`` for gps."""
-        return FEATURIZER_OF_BACKBONE[self.backbone]
+        return BACKBONES[self.backbone].featurizer
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (lists, not tuples) ready for YAML/JSON."""
@@ -158,7 +160,7 @@ class MultiChannelEncoder(nn.Module):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone = _build_backbone(config)
+        self.backbone = BACKBONES[config.backbone].build(config)
         self.aggregators = nn.ModuleDict(
             {
                 name: PromptAggregator(
@@ -250,22 +252,6 @@ def build_encoder(config: EncoderConfig | dict[str, Any]) -> MultiChannelEncoder
     return MultiChannelEncoder(config)
 
 
-def _build_backbone(config: EncoderConfig) -> GINBackbone | GPSBackbone:
-    if config.backbone == "gin":
-        return GINBackbone(config.hidden_dim, config.num_layers, dropout=config.dropout, jk=config.jk)
-    assert config.atom_dim is not None and config.bond_dim is not None  # checked by EncoderConfig
-    return GPSBackbone(
-        config.atom_dim,
-        config.bond_dim,
-        pe_dim=config.pe_dim,
-        dim=config.hidden_dim,
-        num_layers=config.num_layers,
-        heads=config.gps_heads,
-        dropout=config.dropout,
-        attn_dropout=config.attn_dropout,
-    )
-
-
 def _graph_index(data: Data, atoms: Tensor) -> tuple[Tensor, int]:
     """Each atom's molecule index and the molecule count; a ``Data`` without ``batch`` is one molecule."""
     index = getattr(data, "batch", None)
@@ -282,8 +268,6 @@ def encoder_config_for(encoder: EncoderConfig | dict[str, Any], featurizer: Any)
     The GPS backbone's ``atom_dim``/``bond_dim``/``pe_dim`` are properties of the featurization, so
     configs leave them out and they are filled in here; a backbone/featurizer mismatch is an error.
     """
-    from molchannel.chem.featurizers import get_featurizer
-
     d = encoder.to_dict() if isinstance(encoder, EncoderConfig) else dict(encoder)
     feat = get_featurizer(featurizer) if isinstance(featurizer, str | dict) else featurizer
     backbone = d.get("backbone", "gin")
@@ -301,3 +285,78 @@ def encoder_config_for(encoder: EncoderConfig | dict[str, Any], featurizer: Any)
                 raise ValueError(f"encoder {key}={d[key]} does not match the rich featurizer's {value}")
             d[key] = value
     return EncoderConfig.from_dict(d)
+
+
+# ---- backbones ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackboneEntry:
+    """How :class:`MultiChannelEncoder` gets a backbone by name: its factory and its featurization."""
+
+    build: Callable[[EncoderConfig], nn.Module]
+    """``EncoderConfig -> nn.Module`` mapping a batch of featurized molecules to ``[N, hidden_dim]``."""
+    featurizer: str
+    """The featurization scheme the backbone reads (a name known to ``get_featurizer``)."""
+
+
+BACKBONES: Registry[BackboneEntry] = Registry("backbone")
+"""Backbone name (``EncoderConfig.backbone``) -> :class:`BackboneEntry`; see :func:`register_backbone`."""
+
+B = TypeVar("B", bound=Callable[[EncoderConfig], nn.Module])
+
+
+def register_backbone(name: str, featurizer: str) -> Callable[[B], B]:
+    """Decorator: make the factory ``EncoderConfig -> nn.Module`` the backbone ``name``.
+
+    ``featurizer`` names the featurization its input comes from (``encoder_config_for`` and
+    ``init_model`` pair them). Backbone-specific config checks belong in ``EncoderConfig._validate``.
+    """
+
+    def decorator(build: B) -> B:
+        BACKBONES.add(name, BackboneEntry(build=build, featurizer=featurizer))
+        return build
+
+    return decorator
+
+
+class _FeaturizerOfBackbone(Mapping[str, str]):
+    """Read-only view of :data:`BACKBONES`: backbone name -> featurization name."""
+
+    def __getitem__(self, name: str) -> str:
+        return BACKBONES[name].featurizer
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(BACKBONES)
+
+    def __len__(self) -> int:
+        return len(BACKBONES)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+FEATURIZER_OF_BACKBONE: Mapping[str, str] = _FeaturizerOfBackbone()
+"""Backbone name -> the featurization it reads (``{"gin": "basic", "gps": "rich"}``)."""
+
+
+@register_backbone("gin", featurizer="basic")
+def gin_backbone(config: EncoderConfig) -> GINBackbone:
+    """The GIN of Hu et al. (2020) on the basic featurization (METHOD.md section 2)."""
+    return GINBackbone(config.hidden_dim, config.num_layers, dropout=config.dropout, jk=config.jk)
+
+
+@register_backbone("gps", featurizer="rich")
+def gps_backbone(config: EncoderConfig) -> GPSBackbone:
+    """GraphGPS on the rich featurization; input sizes come from the config (see encoder_config_for)."""
+    assert config.atom_dim is not None and config.bond_dim is not None  # checked by EncoderConfig
+    return GPSBackbone(
+        config.atom_dim,
+        config.bond_dim,
+        pe_dim=config.pe_dim,
+        dim=config.hidden_dim,
+        num_layers=config.num_layers,
+        heads=config.gps_heads,
+        dropout=config.dropout,
+        attn_dropout=config.attn_dropout,
+    )

@@ -1,6 +1,6 @@
 """GIN backbone for the ``basic`` featurization (Hu et al. 2020, "Strategies for Pre-training GNNs").
 
-Atoms and bonds arrive as small integer vocabularies (see :mod:`molchannel.chem.featurizers`);
+Atoms and bonds arrive as small integer vocabularies (see :mod:`molchannel.chem.basic`);
 each column gets its own embedding table and the embeddings of a row are summed. Every layer is a
 GIN convolution whose messages are ``neighbour embedding + bond embedding``; self-loops are added
 inside the convolution with their own bond type, so an atom also hears itself through a learned
@@ -16,7 +16,7 @@ from torch_geometric.data import Data
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import add_self_loops
 
-from molchannel.chem.featurizers import (
+from molchannel.chem.basic import (
     BOND_SELF_LOOP,
     NUM_ATOM_TYPES,
     NUM_BOND_DIRS,
