@@ -7,6 +7,7 @@ Every option of the YAML config can be given on the command line, as a dotted na
         --data.targets '[y]' --data.task_type regression --output runs/finetune/my
     molchannel finetune --config configs/finetune/bbbp.yaml --model.scratch true   # no pre-training
     molchannel finetune --config configs/finetune/bbbp.yaml --output runs/finetune/bbbp --resume
+    molchannel finetune --config configs/finetune/esol.yaml --ensemble-size 5   # 5 seeds, one model folder
 
 The run folder (``--output``, default ``runs/finetune/<dataset>-seed<seed>``) receives the resolved
 config, the split, per-epoch metrics, plots, checkpoints and ``model/``, a model folder with the
@@ -49,6 +50,14 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--resume", action="store_true", help="continue the run in --output from its last checkpoint"
     )
+    parser.add_argument(
+        "--ensemble-size",
+        "--ensemble_size",
+        dest="ensemble_size",
+        type=int,
+        default=1,
+        help="fine-tune N members (seeds seed .. seed+N-1, one split) into one ensemble model folder",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar, warnings only")
     return parser
 
@@ -74,13 +83,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from_namespace(namespace)
         output = namespace.output or f"runs/finetune/{config.name}-seed{config.seed}"
-        from molchannel.finetune.run import run_finetune
+        if namespace.ensemble_size != 1:
+            from molchannel.finetune.ensemble import run_ensemble
 
-        result = run_finetune(config, output, resume=namespace.resume, quiet=namespace.quiet)
+            size = namespace.ensemble_size
+            ensemble = run_ensemble(config, output, size, resume=namespace.resume, quiet=namespace.quiet)
+        else:
+            from molchannel.finetune.run import run_finetune
+
+            result = run_finetune(config, output, resume=namespace.resume, quiet=namespace.quiet)
     except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"molchannel finetune: error: {message}", file=sys.stderr)
         return 1
+    if namespace.ensemble_size != 1:
+        label = {"roc_auc": "ROC-AUC", "rmse": "RMSE"}[ensemble.metric]
+        members = ", ".join(f"{v:.4f}" for v in ensemble.member_test_metrics)
+        print(
+            f"{ensemble.dataset} ensemble of {ensemble.size} (seeds {ensemble.seeds}): test {label} "
+            f"{ensemble.test_metric:.4f} (members {members})\nrun folder: {ensemble.run_dir}\n"
+            f"model:      {ensemble.model_dir}"
+        )
+        return 0
     label = {"roc_auc": "ROC-AUC", "rmse": "RMSE"}[result.metric]
     weights = ", ".join(f"{k} {v:.2f}" for k, v in result.channel_weights.items())
     test = f"test {label} {result.test_metric:.4f}" if len(result.test_indices) else "no test set"

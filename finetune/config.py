@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from molchannel.chem.mol_features import check_mol_features
+
 PROMPT_INITS = ("uniform", "given", "rogi")
 SPLITS = ("auto", "scaffold", "random_scaffold", "random", "column")
 TASK_TYPES = ("classification", "regression")
@@ -79,6 +81,9 @@ class ModelConfig:
         dropout: dropout in the head (the Dropout before its last Linear).
         backbone_dropout: dropout after every backbone layer while fine-tuning (null: the starting
             model's own value, 0 for the shipped one). Not used with ``optim.freeze_backbone``.
+        extra_features: molecule-level features concatenated with the channel mixture before the
+            head, e.g. [rdkit2d] or [rdkit2d, morgan_counts] (``molchannel.chem.mol_features``);
+            standardised with the training rows' statistics, which the model folder keeps.
     """
 
     pretrained: str = "default"
@@ -87,6 +92,10 @@ class ModelConfig:
     head_hidden: int = 300
     dropout: float = 0.0
     backbone_dropout: float | None = None
+    extra_features: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.extra_features = check_mol_features(self.extra_features)
 
 
 @dataclass
@@ -367,6 +376,8 @@ def comparable_config(config: dict[str, Any] | FinetuneConfig) -> dict[str, Any]
     for section, key in INERT_WHEN_NULL:
         if out[section].get(key, None) is None:
             out[section].pop(key, None)
+    if not out["model"].get("extra_features"):  # added later; [] is what a config without it did
+        out["model"].pop("extra_features", None)
     return out
 
 

@@ -139,13 +139,17 @@ def graph_cache_dir(config: DataConfig) -> Path:
 
 
 class LabelledGraphs(Dataset):
-    """The graphs of some table rows, each with its labels ``y`` ``[1, T]`` (NaN = missing) and ``row``."""
+    """The graphs of some table rows, each with its labels ``y`` ``[1, T]`` (NaN = missing) and ``row``;
+    with ``features`` (``[table rows, F]``), also its raw molecule features ``mol_features`` ``[1, F]``."""
 
-    def __init__(self, store: GraphStore, rows: np.ndarray, targets: np.ndarray) -> None:
+    def __init__(
+        self, store: GraphStore, rows: np.ndarray, targets: np.ndarray, features: np.ndarray | None = None
+    ) -> None:
         self.store = store
         self.positions = store.positions_for_rows(rows)
         self.rows = store.row_index[self.positions]
         self.targets = targets
+        self.features = features
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -155,6 +159,8 @@ class LabelledGraphs(Dataset):
         row = int(self.rows[i])
         graph.y = torch.from_numpy(np.ascontiguousarray(self.targets[row], dtype=np.float32)).view(1, -1)
         graph.row = torch.tensor([row], dtype=torch.long)
+        if self.features is not None:
+            graph.mol_features = torch.from_numpy(np.ascontiguousarray(self.features[row])).view(1, -1)
         return graph
 
 
@@ -189,11 +195,12 @@ class FinetuneDataModule(L.LightningDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         seed: int = 0,
+        features: np.ndarray | None = None,
     ) -> None:
         super().__init__()
-        self.train_set = LabelledGraphs(store, split.train, targets)
-        self.valid_set = LabelledGraphs(store, split.valid, targets)
-        self.test_set = LabelledGraphs(store, split.test, targets)
+        self.train_set = LabelledGraphs(store, split.train, targets, features)
+        self.valid_set = LabelledGraphs(store, split.valid, targets, features)
+        self.test_set = LabelledGraphs(store, split.test, targets, features)
         for name, subset in (("train", self.train_set), ("valid", self.valid_set)):
             if len(subset) == 0:
                 raise ValueError(

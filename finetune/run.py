@@ -34,10 +34,12 @@ import lightning as L
 import numpy as np
 import torch
 import yaml
+from rdkit import rdBase
 
 from molchannel import __version__
-from molchannel.api import MolChannelModel, build_model_config, load, resolve_model_path
+from molchannel.api import MolChannelModel, build_model_config, load_single, resolve_model_path
 from molchannel.atomic import write_text_atomic
+from molchannel.chem.mol_features import cached_molecule_features, mol_features_dim
 from molchannel.data import MoleculeTable, load_or_build_graphs
 from molchannel.data.splits import Split
 from molchannel.finetune.callbacks import BEST_CHECKPOINT, LAST_CHECKPOINT, RunRecorder
@@ -92,6 +94,8 @@ def run_finetune(
     output_dir: str | Path,
     resume: bool = False,
     quiet: bool = False,
+    *,
+    split_seed: int | None = None,
 ) -> FinetuneResult:
     """Fine-tune a model folder on one dataset and write the run folder (see module docstring).
 
@@ -102,6 +106,8 @@ def run_finetune(
             re-reported); without a checkpoint the run starts fresh. The config must be the one
             the run was started with.
         quiet: no progress bars and only warnings in the log.
+        split_seed: seed of seeded splits (null: the config's seed); the members of an ensemble share
+            one split this way.
     """
     started = time.perf_counter()
     cfg = as_config(config)
@@ -117,18 +123,19 @@ def run_finetune(
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     table = load_table(cfg.data)
-    split = make_split(table, cfg)
+    split = make_split(table, cfg if split_seed is None else replace(cfg, seed=split_seed))
     write_text_atomic(run_dir / "split.json", split.to_json() + "\n")
-    base = load(cfg.model.pretrained)
+    base = load_single(cfg.model.pretrained)
     if not cfg.model.scratch and not base.info()["pretrained"]:
         log.warning("model %s is not pre-trained: fine-tuning starts from random encoder weights",
                     cfg.model.pretrained)  # fmt: skip
     store = load_or_build_graphs(table, base.featurizer, graph_cache_dir(cfg.data), progress=not quiet)
     head = _head_section(table, split)
-    net = _initial_net(base, cfg, len(table.target_names))
+    features = _molecule_features(table, cfg, quiet)
+    net = _initial_net(base, cfg, len(table.target_names), features, split.train)
 
     datamodule = FinetuneDataModule(
-        store, split, table.targets, cfg.data.batch_size, cfg.data.num_workers, cfg.seed
+        store, split, table.targets, cfg.data.batch_size, cfg.data.num_workers, cfg.seed, features=features
     )
     prompt_record = _prompt_init(cfg, run_dir, net, datamodule, table, resuming)
     module = FinetuneModule(network=net.config.to_dict(), head=head, optim=asdict(cfg.optim), seed=cfg.seed)
@@ -203,21 +210,56 @@ def _head_section(table: MoleculeTable, split: Split) -> dict[str, Any]:
     }
 
 
-def _initial_net(base: MolChannelModel, cfg: FinetuneConfig, num_tasks: int) -> MolChannelNet:
+def _molecule_features(table: MoleculeTable, cfg: FinetuneConfig, quiet: bool) -> np.ndarray | None:
+    """Raw ``model.extra_features`` of every table row (cached beside the graphs); None without any."""
+    names = cfg.model.extra_features
+    if not names:
+        return None
+    features = cached_molecule_features(
+        table.smiles, names, graph_cache_dir(cfg.data), progress_label="" if quiet else table.name
+    )
+    valid = table.valid_mask
+    bad_rows = int((~np.isfinite(features[valid])).any(axis=1).sum())
+    if bad_rows:
+        log.warning(
+            "%s: %d of %d molecules have a descriptor RDKit could not compute (NaN): it is replaced by the "
+            "training mean", table.name, bad_rows, int(valid.sum()),
+        )  # fmt: skip
+    return features
+
+
+def _initial_net(
+    base: MolChannelModel,
+    cfg: FinetuneConfig,
+    num_tasks: int,
+    features: np.ndarray | None = None,
+    train_rows: np.ndarray | None = None,
+) -> MolChannelNet:
     """The base model's architecture (backbone dropout as configured) with a fresh head; its encoder weights
-    unless ``scratch``."""
+    unless ``scratch``. With molecule ``features``, the head reads them too, standardised with the
+    statistics of ``train_rows``."""
     torch.manual_seed(cfg.seed)
     encoder = base.net.config.encoder
     if cfg.model.backbone_dropout is not None:
         encoder = replace(encoder, dropout=cfg.model.backbone_dropout)
-    net_config = NetConfig(
-        encoder=encoder,
-        tau=cfg.model.tau,
-        head=HeadConfig(num_tasks=num_tasks, hidden_dim=cfg.model.head_hidden, dropout=cfg.model.dropout),
+    extra = list(cfg.model.extra_features)
+    head = HeadConfig(
+        num_tasks=num_tasks,
+        hidden_dim=cfg.model.head_hidden,
+        dropout=cfg.model.dropout,
+        extra_features=extra,
+        extra_dim=mol_features_dim(extra),
     )
-    net = MolChannelNet(net_config)
+    net = MolChannelNet(NetConfig(encoder=encoder, tau=cfg.model.tau, head=head))
     if not cfg.model.scratch:
         net.encoder.load_state_dict(base.net.encoder.state_dict(), strict=True)
+    if net.extra_scaler is not None:
+        assert features is not None and train_rows is not None
+        counts = net.extra_scaler.fit(features[train_rows])
+        log.info(
+            "molecule features %s: %d columns, %d constant on the training rows, %d with NaN",
+            "+".join(extra), head.extra_dim, counts["constant_columns"], counts["nonfinite_columns"],
+        )  # fmt: skip
     return net
 
 
@@ -443,6 +485,7 @@ def _export(
         "finetune_config": cfg.to_dict(),
         "molchannel_version": __version__,
         "torch_version": torch.__version__,
+        "rdkit_version": rdBase.rdkitVersion,
     }
     net = module.net
     config = build_model_config(net.config, base.featurizer, provenance, head=head)

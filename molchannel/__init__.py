@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the API module imports torch: only read by type checkers he
     import torch
 
     from molchannel.api import MolChannelModel
+    from molchannel.ensemble import EnsembleModel
 
 __version__ = "0.1.0"
 
@@ -30,10 +31,11 @@ __all__ = ["InvalidSmilesError", "__version__", "load"]
 
 def load(
     path: str | os.PathLike[str] = "default", device: str | torch.device | None = None
-) -> MolChannelModel:
+) -> MolChannelModel | EnsembleModel:
     """Load a model folder (or ``"default"``, the model shipped with the package).
 
-    Returns a :class:`molchannel.api.MolChannelModel`; see :func:`molchannel.api.load`.
+    Returns a :class:`molchannel.api.MolChannelModel`, or a :class:`molchannel.ensemble.EnsembleModel`
+    for an ensemble folder; see :func:`molchannel.api.load`.
     """
     from molchannel.api import load as _load  # imported on first use, so ``import molchannel`` stays light
 

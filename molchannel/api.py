@@ -17,15 +17,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import torch
+from rdkit import rdBase
 from torch_geometric.data import Batch
 
 from molchannel.chem.base import Featurizer
 from molchannel.chem.bulk import iter_featurized
 from molchannel.chem.featurizers import get_featurizer
+from molchannel.chem.mol_features import mol_features_dim, molecule_features
 from molchannel.chem.smiles import InvalidRecord, OnInvalid, check_on_invalid
 from molchannel.model_folder import (
     ModelFolderError,
@@ -37,6 +39,9 @@ from molchannel.model_folder import (
 from molchannel.nn.encoder import FEATURIZER_OF_BACKBONE, encoder_config_for
 from molchannel.nn.model import MolChannelNet, NetConfig
 from molchannel.progress import Progress, progress
+
+if TYPE_CHECKING:
+    from molchannel.ensemble import EnsembleModel
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +136,7 @@ class MolChannelModel:
                 zip(self.channels, self.net.mixing.probabilities().tolist(), strict=True)
             ),
             "tasks": self.tasks,
+            "extra_features": self.net.extra_features,
             "num_parameters": sum(p.numel() for p in self.net.parameters()),
             "pretrained": bool(prov.get("pretrained", False)),
             "description": prov.get("description", ""),
@@ -182,10 +188,15 @@ class MolChannelModel:
         invalid rows are recorded in ``report`` (or raised, under ``on_invalid="raise"``).
         """
         policy: OnInvalid = "raise" if on_invalid == "raise" else "skip"
+        extra = self.net.extra_features
         for chunk in iter_featurized(smiles, self.featurizer, policy, chunk_size=batch_size, log=False):
             report.invalid.extend(chunk.invalid)
             if chunk.graphs:
-                yield chunk.indices, Batch.from_data_list(chunk.graphs)
+                batch = Batch.from_data_list(chunk.graphs)
+                if extra:  # the head reads molecule-level features beside the graph
+                    rows = [smiles[i] for i in chunk.indices]
+                    batch.mol_features = torch.from_numpy(molecule_features(rows, extra))
+                yield chunk.indices, batch
 
     def _run(
         self,
@@ -552,8 +563,23 @@ def build_model_config(
 
 def load(
     path: str | os.PathLike[str] = "default", device: str | torch.device | None = None
-) -> MolChannelModel:
-    """Load a model folder (or a built-in model name such as ``"default"``)."""
+) -> MolChannelModel | EnsembleModel:
+    """Load a model folder (or a built-in model name such as ``"default"``).
+
+    Returns a :class:`MolChannelModel`, or an :class:`~molchannel.ensemble.EnsembleModel` for the
+    folder of an ensemble (``molchannel finetune --ensemble-size N``), whose ``predict`` can also
+    return the spread over its members.
+    """
+    folder = resolve_model_path(path)
+    from molchannel.ensemble import is_ensemble_folder, load_ensemble  # ensemble builds on this module
+
+    if is_ensemble_folder(folder):
+        return load_ensemble(folder, device=device)
+    return load_single(folder, device=device)
+
+
+def load_single(path: str | os.PathLike[str], device: str | torch.device | None = None) -> MolChannelModel:
+    """Load one model folder (not an ensemble) as a :class:`MolChannelModel`."""
     folder = resolve_model_path(path)
     config = read_config(folder)
     try:
@@ -563,10 +589,25 @@ def load(
         featurizer = get_featurizer(config["featurizer"])
         net = MolChannelNet(NetConfig.from_dict(config["network"]))
         _check_head(config, net)
+        _check_extra_features(net)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFolderError(f"{folder}/config.json does not describe a valid model: {exc}") from exc
     load_state_strict(net, read_weights(folder, config), str(folder))
     return MolChannelModel(net, featurizer, config, path=folder.resolve(), device=resolve_device(device))
+
+
+def _check_extra_features(net: MolChannelNet) -> None:
+    """The molecule features the head reads must have the width it was trained with."""
+    head = net.config.head
+    if head is None or not head.extra_features:
+        return
+    width = mol_features_dim(head.extra_features)
+    if width != head.extra_dim:
+        raise ValueError(
+            f"its head reads {head.extra_dim} molecule features ({'+'.join(head.extra_features)}), but this "
+            f"RDKit ({rdBase.rdkitVersion}) computes {width}: use the RDKit version in the model's "
+            "provenance, or fine-tune again"
+        )
 
 
 def _check_head(config: dict[str, Any], net: MolChannelNet) -> None:
@@ -630,4 +671,12 @@ def init_model(
     return MolChannelModel(net, feat, config)
 
 
-__all__ = ["EmbedReport", "MolChannelModel", "build_model_config", "head_predictions", "init_model", "load"]
+__all__ = [
+    "EmbedReport",
+    "MolChannelModel",
+    "build_model_config",
+    "head_predictions",
+    "init_model",
+    "load",
+    "load_single",
+]

@@ -196,6 +196,9 @@ class MolChannelEmbedder(TransformerMixin, BaseEstimator):
         _check_choice(self.channel, "channel", ["mix", "all", *channels])
         _check_choice(self.on_invalid, "on_invalid", ON_INVALID)
         _check_positive_int(self.batch_size, "batch_size")
+        from molchannel.chem.mol_features import check_mol_features
+
+        check_mol_features(self.extra_features)
 
     def fit(self, X: Any, y: Any = None) -> MolChannelEmbedder:
         """Load the model (``X`` is only checked for shape: an embedder learns nothing from data).
@@ -289,6 +292,7 @@ _PARAM_KEYS = {
     "model": "model.pretrained",
     "scratch": "model.scratch",
     "head_hidden": "model.head_hidden",
+    "extra_features": "model.extra_features",
     "prompt_init": "prompt.init",
     "epochs": "optim.epochs",
     "lr_backbone": "optim.lr_backbone",
@@ -393,6 +397,7 @@ class _FinetunedEstimator(BaseEstimator):
         lr_prompt: float = 5e-2,
         lr_head: float = 5e-4,
         head_hidden: int = 300,
+        extra_features: Sequence[str] = (),
         prompt_init: str = "uniform",
         valid_frac: float = 0.1,
         early_stopping: int | None = 20,
@@ -412,6 +417,7 @@ class _FinetunedEstimator(BaseEstimator):
         self.lr_prompt = lr_prompt
         self.lr_head = lr_head
         self.head_hidden = head_hidden
+        self.extra_features = extra_features
         self.prompt_init = prompt_init
         self.valid_frac = valid_frac
         self.early_stopping = early_stopping
@@ -489,6 +495,7 @@ class _FinetunedEstimator(BaseEstimator):
                 "pretrained": source,
                 "scratch": bool(self.scratch),
                 "head_hidden": int(self.head_hidden),
+                "extra_features": list(self.extra_features),
             },
             "prompt": {"init": self.prompt_init},
             "optim": {
@@ -760,6 +767,8 @@ class MolChannelRegressor(RegressorMixin, _FinetunedEstimator):
         lr_prompt: learning rate of the channel prompt (the channel-mixing logits).
         lr_head: learning rate of the prediction head.
         head_hidden: hidden width of the head.
+        extra_features: molecule-level features the head reads beside the embedding, e.g.
+            ``("rdkit2d",)`` (see ``molchannel.chem.mol_features``; standardised on the training rows).
         prompt_init: initial channel weights: ``"uniform"``, ``"rogi"`` (lowest roughness index of the
             training labels over the channel embeddings) or ``"given"`` (with
             ``config={"prompt": {"weights": [...]}}``, one logit per channel).

@@ -27,6 +27,7 @@ from rdkit import Chem
 from rdkit.Chem import QED, Descriptors, rdFingerprintGenerator
 from torch import Tensor
 
+from molchannel.chem.mol_features import descriptor_values
 from molchannel.chem.scaffold import scaffold_atom_indices, scaffold_mol
 
 DEFAULT_FP_RADIUS = 2
@@ -52,6 +53,7 @@ KNOWLEDGE_DESCRIPTORS: tuple[tuple[str, Any], ...] = tuple(
 )
 DESCRIPTOR_NAMES: tuple[str, ...] = tuple(name for name, _ in KNOWLEDGE_DESCRIPTORS)
 NUM_DESCRIPTORS = len(DESCRIPTOR_NAMES)
+_KNOWLEDGE_FUNCTIONS = tuple(fn for _, fn in KNOWLEDGE_DESCRIPTORS)
 
 
 @lru_cache(maxsize=8)
@@ -118,13 +120,7 @@ def descriptor_targets(mol: Chem.Mol) -> np.ndarray:
     A descriptor RDKit cannot compute for this molecule (an exception or a non-finite value, e.g.
     Gasteiger charges of unusual elements) is NaN; the loss skips NaN targets.
     """
-    values = np.empty(NUM_DESCRIPTORS, dtype=np.float64)
-    for k, (_, fn) in enumerate(KNOWLEDGE_DESCRIPTORS):
-        try:
-            values[k] = fn(mol)
-        except Exception:  # RDKit raises assorted errors on odd valences; one NaN, not a lost molecule
-            values[k] = np.nan
-    values[~np.isfinite(values)] = np.nan
+    values = descriptor_values(mol, _KNOWLEDGE_FUNCTIONS)
     # float16 storage: clip to its range (no real descriptor of a drug-like molecule comes near it)
     return np.clip(values, -6.0e4, 6.0e4).astype(np.float32)
 

@@ -141,5 +141,6 @@ def test_readme_journeys_run_as_written(data_dir: Path, tmp_path: Path) -> None:
     assert ran >= 12, f"only {ran} README blocks/commands ran"
     # what the journeys promise to leave behind
     for path in ("embeddings.npy", "embeddings.parquet", "predictions.csv", "runs/finetune/logp/model",
-                 "my_model/README.md", "runs/benchmark/moleculenet/results.md"):  # fmt: skip
+                 "my_model/README.md", "runs/benchmark/moleculenet/results.md", "predictions-std.csv",
+                 "runs/finetune/logp-rdkit2d/model/ensemble.json"):  # fmt: skip
         assert (work / path).exists(), f"the README journeys did not produce {path}"

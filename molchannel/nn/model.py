@@ -8,7 +8,7 @@ plain values, so the config round-trips through JSON/YAML.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
@@ -19,14 +19,33 @@ from molchannel.nn.encoder import EncoderConfig, EncoderOutput, MultiChannelEnco
 
 @dataclass
 class HeadConfig:
-    """Prediction head: Linear(D, hidden) - ReLU - Dropout - Linear(hidden, num_tasks)."""
+    """Prediction head: Linear(D + F, hidden) - ReLU - Dropout - Linear(hidden, num_tasks).
+
+    ``extra_features`` names molecule-level feature generators
+    (:mod:`molchannel.chem.mol_features`); their ``extra_dim`` = F standardised values are
+    concatenated with the channel mixture before the head (F = 0: the mixture alone).
+    """
 
     num_tasks: int
     hidden_dim: int = 300
     dropout: float = 0.0
+    extra_features: list[str] = field(default_factory=list)
+    extra_dim: int = 0
+
+    def __post_init__(self) -> None:
+        self.extra_features = list(self.extra_features)
+        if bool(self.extra_features) != (self.extra_dim > 0):
+            raise ValueError(
+                f"head extra_features {self.extra_features} and extra_dim {self.extra_dim} disagree"
+            )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HeadConfig:
+        """Inverse of ``asdict``; missing keys take defaults, unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown HeadConfig key(s) {unknown}; valid keys are {sorted(known)}")
         return cls(**d)
 
 
@@ -77,6 +96,39 @@ class ChannelMixer(nn.Module):
         return f"num_channels={self.weights.numel()}, tau={self.tau}"
 
 
+class FeatureScaler(nn.Module):
+    """Standardises raw molecule features with the training rows' statistics (buffers, so they travel
+    in the model folder's weights): ``clamp((x - mean) / std, -clip, clip)``, NaN -> 0 (the mean)."""
+
+    def __init__(self, dim: int, clip: float = 6.0) -> None:
+        super().__init__()
+        self.clip = clip
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    def fit(self, features: Tensor | Any) -> dict[str, int]:
+        """Set mean and std from raw training features ``[N, F]`` (NaN / inf ignored; a constant column
+        gets std 1). Returns counts for a report: columns with any non-finite value, constant columns."""
+        x = torch.as_tensor(features, dtype=torch.float64)
+        finite = torch.isfinite(x)
+        x = torch.where(finite, x, torch.zeros_like(x))
+        count = finite.sum(0).clamp(min=1)
+        mean = x.sum(0) / count
+        var = (torch.where(finite, x - mean, torch.zeros_like(x)) ** 2).sum(0) / count
+        std = var.sqrt()
+        constant = std < 1e-6
+        self.mean.copy_(mean.float())
+        self.std.copy_(torch.where(constant, torch.ones_like(std), std).float())
+        return {"nonfinite_columns": int((~finite).any(0).sum()), "constant_columns": int(constant.sum())}
+
+    def forward(self, features: Tensor) -> Tensor:
+        z = (features - self.mean) / self.std
+        return torch.nan_to_num(z, nan=0.0, posinf=self.clip, neginf=-self.clip).clamp(-self.clip, self.clip)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.mean.numel()}, clip={self.clip}"
+
+
 class MolChannelNet(nn.Module):
     def __init__(self, config: NetConfig | dict[str, Any]) -> None:
         super().__init__()
@@ -86,8 +138,11 @@ class MolChannelNet(nn.Module):
         self.encoder = MultiChannelEncoder(config.encoder)
         self.mixing = ChannelMixer(len(self.encoder.channel_names), config.tau)
         self.head: nn.Module | None = None
+        self.extra_scaler: FeatureScaler | None = None
         if config.head is not None:
-            dim = config.encoder.hidden_dim
+            dim = config.encoder.hidden_dim + config.head.extra_dim
+            if config.head.extra_dim:
+                self.extra_scaler = FeatureScaler(config.head.extra_dim)
             self.head = nn.Sequential(
                 nn.Linear(dim, config.head.hidden_dim),
                 nn.ReLU(),
@@ -106,7 +161,22 @@ class MolChannelNet(nn.Module):
         """[B, K, D] channel embeddings in ``channel_names`` order."""
         return self.encoder.stack(output)
 
+    @property
+    def extra_features(self) -> list[str]:
+        """Molecule feature generators the head reads (``batch.mol_features``); empty for most models."""
+        return [] if self.config.head is None else list(self.config.head.extra_features)
+
     def forward(self, batch: Any) -> Tensor:
         """Mixed embedding [B, D], or head outputs [B, T] when the net has a head."""
         mixed = self.mixing(self.stack(self.encode(batch)))
-        return mixed if self.head is None else self.head(mixed)
+        if self.head is None:
+            return mixed
+        if self.extra_scaler is not None:
+            features = getattr(batch, "mol_features", None)
+            if features is None:
+                raise ValueError(
+                    f"this model's head reads molecule features {self.extra_features} but the batch has "
+                    "no mol_features; predict through molchannel.load(MODEL).predict, which computes them"
+                )
+            mixed = torch.cat([mixed, self.extra_scaler(features.to(mixed.dtype))], dim=1)
+        return self.head(mixed)

@@ -1,0 +1,93 @@
+"""What averaging the seeds of a benchmark buys: an N-member ensemble against its single members.
+
+A benchmark's runs of one dataset share the split and differ only in seed, which is exactly what
+``molchannel finetune --ensemble-size N`` trains; so the mean of their test predictions is the test prediction
+of that ensemble. Reads BENCHMARK/runs/<dataset>/seed<k>/test_predictions.csv and writes, per dataset, the
+ensemble's test metric beside the mean and the best of its members', plus, for regression, how well the
+spread over members ranks the errors (Spearman correlation of |error| and std)::
+
+    python benchmarks/seed_ensemble_gain.py runs/bench11/rdkit2d --output results/comparison/ensemble
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from molchannel.finetune.metrics import score
+
+
+def _read(path: Path) -> tuple[list[int], np.ndarray, np.ndarray]:
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        rows = list(reader)
+    t = sum(1 for h in header if h.startswith("predicted "))
+    index = [int(r[0]) for r in rows]
+    labels = np.array([[float(v) if v else np.nan for v in r[2 : 2 + t]] for r in rows])
+    preds = np.array([[float(v) for v in r[2 + t : 2 + 2 * t]] for r in rows])
+    return index, labels, preds
+
+
+def dataset_gain(folder: Path) -> dict[str, object] | None:
+    seeds = sorted(folder.glob("seed*/test_predictions.csv"))
+    if len(seeds) < 2:
+        return None
+    loaded = [_read(p) for p in seeds]
+    index, labels, _ = loaded[0]
+    if any(other[0] != index for other in loaded[1:]):
+        raise ValueError(f"{folder}: the seeds were tested on different rows")
+    stacked = np.stack([p for _, _, p in loaded])
+    regression = not np.isin(labels[np.isfinite(labels)], (0.0, 1.0)).all()
+    metric = "rmse" if regression else "roc_auc"
+    members = [score(metric, labels, p) for p in stacked]
+    ensemble = score(metric, labels, stacked.mean(0))
+    out: dict[str, object] = {
+        "dataset": folder.name,
+        "metric": metric,
+        "members": len(members),
+        "member_mean": float(np.mean(members)),
+        "member_best": float(min(members) if regression else max(members)),
+        "ensemble": float(ensemble),
+    }
+    if regression:
+        from scipy.stats import spearmanr
+
+        error = np.abs(stacked.mean(0) - labels).ravel()
+        spread = stacked.std(0).ravel()
+        keep = np.isfinite(error)
+        out["spearman_abs_error_std"] = float(spearmanr(error[keep], spread[keep]).statistic)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("benchmark", type=Path, help="a `molchannel benchmark` output folder")
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args()
+    results = [r for d in sorted((args.benchmark / "runs").iterdir()) if (r := dataset_gain(d)) is not None]
+    lines = [
+        f"# Seed ensembles of {args.benchmark} (test metric)",
+        "",
+        "| dataset | metric | members | member mean | best member | ensemble | Spearman(abs error, std) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        rho = r.get("spearman_abs_error_std")
+        figures = [f"{r[k]:.4f}" for k in ("member_mean", "member_best", "ensemble")]
+        rho_text = "" if rho is None else f"{rho:.2f}"
+        lines.append(
+            f"| {r['dataset']} | {r['metric']} | {r['members']} | {' | '.join(figures)} | {rho_text} |"
+        )
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "ensemble.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

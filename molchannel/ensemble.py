@@ -1,0 +1,170 @@
+"""Ensembles of fine-tuned models: one folder, N members, predictions with their spread.
+
+An ensemble folder holds ``ensemble.json`` and ``members/0 .. N-1``, each a complete model folder (the
+members of ``molchannel finetune --ensemble-size N``: one per seed, on the same split).
+:func:`molchannel.load` returns an :class:`EnsembleModel` for such a folder::
+
+    model = molchannel.load("runs/finetune/logp/model")
+    mean, std = model.predict(smiles, return_std=True)   # [N, T] each: mean and spread over members
+
+The molecules are featurized once and every member's network runs on the same batch. The spread is the
+standard deviation over members (population, ``ddof=0``) of their predictions: probabilities for
+classification tasks, original units for regression.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from molchannel.api import EmbedReport, MolChannelModel, head_predictions, load_single
+from molchannel.atomic import write_text_atomic
+from molchannel.chem.smiles import OnInvalid
+from molchannel.model_folder import ModelFolderError
+
+ENSEMBLE_FILE = "ensemble.json"
+ENSEMBLE_FORMAT = 1
+
+
+def _signature(model: MolChannelModel) -> tuple[Any, ...]:
+    """What members must share to be averaged."""
+    head = model.config.get("head") or {}
+    return (model.tasks, model.featurizer.spec.key(), model.net.extra_features, head.get("task_type"))
+
+
+def is_ensemble_folder(path: str | os.PathLike[str]) -> bool:
+    return (Path(path) / ENSEMBLE_FILE).is_file()
+
+
+class EnsembleModel:
+    """N fine-tuned models with the same tasks, featurizer and molecule features, used as one."""
+
+    def __init__(self, members: Sequence[MolChannelModel], path: Path | None = None) -> None:
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        signatures = [_signature(m) for m in members]
+        for k, signature in enumerate(signatures[1:], start=1):
+            if signature != signatures[0]:
+                raise ValueError(
+                    f"ensemble member {k} differs from member 0 in tasks, featurizer, molecule features or "
+                    "task type; an ensemble's members must be fine-tuned on the same data and settings"
+                )
+        self.members = list(members)
+        self.path = path
+
+    @property
+    def tasks(self) -> list[str]:
+        return self.members[0].tasks
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    def info(self) -> dict[str, Any]:
+        """Member 0's summary, with the ensemble's size and every member's channel weights."""
+        info = dict(self.members[0].info())
+        info.update(
+            path=str(self.path) if self.path else None,
+            ensemble_size=self.size,
+            member_channel_weights=[m.info()["channel_weights"] for m in self.members],
+        )
+        return info
+
+    def __repr__(self) -> str:
+        return f"EnsembleModel(size={self.size}, tasks={self.tasks}, path={self.path})"
+
+    def embed(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError(
+            "an ensemble's members each have their own embedding: embed with one of them, e.g. "
+            "model.members[0].embed(smiles), or with the pre-trained model they started from"
+        )
+
+    embed_atoms = embed
+
+    def predict(
+        self,
+        smiles: str | Iterable[object],
+        batch_size: int = 128,
+        device: str | torch.device | None = None,
+        on_invalid: OnInvalid = "raise",
+        progress: bool = False,
+        return_std: bool = False,
+        return_report: bool = False,
+    ) -> Any:
+        """Mean prediction over members, ``[N, T]`` (``[T]`` for one SMILES); with ``return_std`` also the
+        spread ``(mean, std)``; with ``return_report`` the :class:`~molchannel.api.EmbedReport` last.
+        Other arguments as :meth:`MolChannelModel.predict`."""
+        first = self.members[0]
+        heads = [m.config["head"] for m in self.members]
+        t = len(self.tasks)
+        nets = [m.net for m in self.members]
+        target = torch.device(device) if device is not None else first.device
+        for net in nets[1:]:
+            net.to(target)
+
+        def both(batch: Any) -> np.ndarray:
+            preds = torch.stack(
+                [head_predictions(net(batch), head).float() for net, head in zip(nets, heads, strict=True)]
+            )
+            return torch.cat([preds.mean(0), preds.std(0, unbiased=False)], dim=-1).cpu().numpy()
+
+        try:
+            out, report = first._map_batches(
+                smiles, both, (2 * t,), batch_size, device, on_invalid, progress, True, "predicting"
+            )
+        finally:
+            for member in self.members[1:]:
+                member.net.to(member.device)
+        mean, std = out[..., :t], out[..., t:]
+        result: tuple[Any, ...] = (mean, std) if return_std else (mean,)
+        if return_report:
+            result = (*result, report)
+        return result[0] if len(result) == 1 else result
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the ensemble folder: each member's model folder under ``members/`` and ``ensemble.json``."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, member in enumerate(self.members):
+            member.save(folder / "members" / str(k))
+        write_ensemble_manifest(folder, self.size)
+        return folder
+
+
+def write_ensemble_manifest(folder: Path, size: int, extra: dict[str, Any] | None = None) -> None:
+    manifest = {"format": ENSEMBLE_FORMAT, "members": [f"members/{k}" for k in range(size)], **(extra or {})}
+    write_text_atomic(folder / ENSEMBLE_FILE, json.dumps(manifest, indent=1) + "\n")
+
+
+def copy_member_folders(
+    folder: Path, member_folders: Sequence[Path], extra: dict[str, Any] | None = None
+) -> None:
+    """Assemble an ensemble folder from finished members' model folders (copied, so it stands alone)."""
+    for k, source in enumerate(member_folders):
+        target = folder / "members" / str(k)
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(source, target)
+    write_ensemble_manifest(folder, len(member_folders), extra)
+
+
+def load_ensemble(path: str | os.PathLike[str], device: str | torch.device | None = None) -> EnsembleModel:
+    folder = Path(path)
+    try:
+        manifest = json.loads((folder / ENSEMBLE_FILE).read_text(encoding="utf-8"))
+        members = manifest["members"]
+        if manifest.get("format") != ENSEMBLE_FORMAT or not isinstance(members, list) or not members:
+            raise ValueError(f"format {manifest.get('format')!r} with members {members!r}")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelFolderError(f"{folder / ENSEMBLE_FILE} does not describe an ensemble: {exc}") from exc
+    return EnsembleModel([load_single(folder / m, device=device) for m in members], path=folder.resolve())
+
+
+__all__ = ["EmbedReport", "EnsembleModel", "is_ensemble_folder", "load_ensemble"]
