@@ -4,7 +4,9 @@ A benchmark's runs of one dataset share the split and differ only in seed, which
 ``molchannel finetune --ensemble-size N`` trains; so the mean of their test predictions is the test prediction
 of that ensemble. Reads BENCHMARK/runs/<dataset>/seed<k>/test_predictions.csv and writes, per dataset, the
 ensemble's test metric beside the mean and the best of its members', plus, for regression, how well the
-spread over members ranks the errors (Spearman correlation of |error| and std)::
+spread over members ranks the errors (Spearman correlation of |error| and std) and the test coverage of
+conformal 90% intervals calibrated on the validation rows (``molchannel.ensemble.ConformalCalibration``, the
+seeds' model folders loaded as one ensemble)::
 
     python benchmarks/seed_ensemble_gain.py runs/bench11/rdkit2d --output results/comparison/ensemble
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -54,13 +57,37 @@ def dataset_gain(folder: Path) -> dict[str, object] | None:
         "ensemble": float(ensemble),
     }
     if regression:
-        from scipy.stats import spearmanr
-
-        error = np.abs(stacked.mean(0) - labels).ravel()
-        spread = stacked.std(0).ravel()
-        keep = np.isfinite(error)
-        out["spearman_abs_error_std"] = float(spearmanr(error[keep], spread[keep]).statistic)
+        out.update(_uncertainty(folder, seeds, labels, stacked))
     return out
+
+
+def _uncertainty(
+    folder: Path, seeds: list[Path], labels: np.ndarray, stacked: np.ndarray
+) -> dict[str, float]:
+    """Spearman(|error|, spread) on the test rows, and the test coverage of conformal 90% intervals
+    calibrated on the validation rows with the seeds' models loaded as one ensemble."""
+    from scipy.stats import spearmanr
+
+    from molchannel.api import load
+    from molchannel.data import load_dataset
+    from molchannel.ensemble import ConformalCalibration, EnsembleModel
+
+    mean, std = stacked.mean(0), stacked.std(0)
+    error = np.abs(mean - labels)
+    keep = np.isfinite(error)
+    rho = float(spearmanr(error[keep], std[keep]).statistic)
+    ensemble = EnsembleModel([load(p.parent / "model") for p in seeds])
+    table = load_dataset(folder.name)
+    valid = json.loads((seeds[0].parent / "split.json").read_text(encoding="utf-8"))["valid"]
+    v_mean, v_std = ensemble.predict([table.smiles[i] for i in valid], return_std=True)
+    calibration = ConformalCalibration.fit(table.targets[valid], v_mean, v_std)
+    half = calibration.half_width(std, 0.9)
+    inside = (error <= half) & keep
+    return {
+        "spearman_abs_error_std": rho,
+        "coverage_90": float(inside.sum() / keep.sum()),
+        "interval_width_90": float(2 * half[keep].mean()),
+    }
 
 
 def main() -> None:
@@ -74,16 +101,21 @@ def main() -> None:
     lines = [
         f"# Seed ensembles of {args.benchmark} (test metric)",
         "",
-        "| dataset | metric | members | member mean | best member | ensemble | Spearman(abs error, std) |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| dataset | metric | members | member mean | best member | ensemble | Spearman(abs error, std) "
+        "| coverage of 90% intervals | mean width |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        rho = r.get("spearman_abs_error_std")
         figures = [f"{r[k]:.4f}" for k in ("member_mean", "member_best", "ensemble")]
-        rho_text = "" if rho is None else f"{rho:.2f}"
-        lines.append(
-            f"| {r['dataset']} | {r['metric']} | {r['members']} | {' | '.join(figures)} | {rho_text} |"
-        )
+        extra = [
+            f"{r[k]:{fmt}}" if k in r else ""
+            for k, fmt in (
+                ("spearman_abs_error_std", ".2f"),
+                ("coverage_90", ".3f"),
+                ("interval_width_90", ".3f"),
+            )
+        ]
+        lines.append(f"| {r['dataset']} | {r['metric']} | {r['members']} | {' | '.join(figures + extra)} |")
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "ensemble.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))

@@ -19,14 +19,19 @@ import csv
 import io
 import json
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from molchannel.atomic import write_text_atomic
-from molchannel.ensemble import copy_member_folders
+from molchannel.ensemble import (
+    ConformalCalibration,
+    copy_member_folders,
+    load_ensemble,
+    write_ensemble_manifest,
+)
 from molchannel.finetune.config import FinetuneConfig, as_config
 from molchannel.finetune.data import load_table
 from molchannel.finetune.metrics import score
@@ -50,6 +55,8 @@ class EnsembleResult:
     run_dir: Path
     model_dir: Path
     members: list[FinetuneResult]
+    # regression: test coverage of the conformal 90% intervals, Spearman of |error| and spread
+    uncertainty: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -95,7 +102,14 @@ def run_ensemble(
     test_metric = score(metric, table.targets[rows], mean) if len(rows) else math.nan
     model_dir = run_dir / "model"
     seeds = [m.seed for m in members]
-    copy_member_folders(model_dir, [m.model_dir for m in members], {"seeds": seeds, "dataset": cfg.name})
+    manifest: dict[str, Any] = {"seeds": seeds, "dataset": cfg.name}
+    copy_member_folders(model_dir, [m.model_dir for m in members], manifest)
+    uncertainty: dict[str, Any] = {}
+    if members[0].task_type == "regression":
+        calibration = _calibrate(model_dir, table, members[0].run_dir)
+        if calibration is not None:
+            write_ensemble_manifest(model_dir, size, {**manifest, "calibration": calibration.to_dict()})
+            uncertainty = _test_uncertainty(calibration, table.targets[rows], mean, std)
     result = EnsembleResult(
         dataset=cfg.name,
         seeds=seeds,
@@ -110,6 +124,7 @@ def run_ensemble(
         run_dir=run_dir,
         model_dir=model_dir,
         members=members,
+        uncertainty=uncertainty,
     )
     _write_predictions(run_dir / "test_predictions.csv", table.target_names, table, rows, mean, std)
     write_text_atomic(run_dir / "result.json", json.dumps(result.to_json_dict(), indent=1) + "\n")
@@ -130,3 +145,34 @@ def _write_predictions(
             [int(row), table.smiles[row], *labels, *map(repr, map(float, m)), *map(repr, map(float, s))]
         )
     write_text_atomic(path, buffer.getvalue())
+
+
+def _calibrate(model_dir: Path, table: Any, member_run: Path) -> ConformalCalibration | None:
+    """Conformal calibration on the members' validation rows (None when there are none)."""
+    split = json.loads((member_run / "split.json").read_text(encoding="utf-8"))
+    valid = np.asarray(split["valid"], dtype=np.int64)
+    if not len(valid):
+        return None
+    ensemble = load_ensemble(model_dir)
+    mean, std = ensemble.predict([table.smiles[i] for i in valid], return_std=True)
+    return ConformalCalibration.fit(table.targets[valid], mean, std)
+
+
+def _test_uncertainty(
+    calibration: ConformalCalibration, labels: np.ndarray, mean: np.ndarray, std: np.ndarray
+) -> dict[str, Any]:
+    """Empirical coverage of the 90% intervals on the test rows and how well the spread ranks the errors."""
+    from scipy.stats import spearmanr
+
+    if not len(labels):
+        return {}
+    half = calibration.half_width(std, 0.9)
+    labelled = np.isfinite(labels)
+    inside = (np.abs(labels - mean) <= half) & labelled
+    error, spread = np.abs(labels - mean)[labelled], std[labelled]
+    rho = float(spearmanr(error, spread).statistic) if len(error) > 2 else math.nan
+    return {
+        "coverage_90": float(inside.sum() / labelled.sum()),
+        "mean_interval_width_90": float(2 * half[labelled].mean()),
+        "spearman_abs_error_std": rho,
+    }

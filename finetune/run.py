@@ -37,7 +37,7 @@ import yaml
 from rdkit import rdBase
 
 from molchannel import __version__
-from molchannel.api import MolChannelModel, build_model_config, load_single, resolve_model_path
+from molchannel.api import MolChannelModel, build_model_config, load, resolve_model_path
 from molchannel.atomic import write_text_atomic
 from molchannel.chem.mol_features import cached_molecule_features, mol_features_dim
 from molchannel.data import MoleculeTable, load_or_build_graphs
@@ -125,7 +125,7 @@ def run_finetune(
     table = load_table(cfg.data)
     split = make_split(table, cfg if split_seed is None else replace(cfg, seed=split_seed))
     write_text_atomic(run_dir / "split.json", split.to_json() + "\n")
-    base = load_single(cfg.model.pretrained)
+    base = load(cfg.model.pretrained)
     if not cfg.model.scratch and not base.info()["pretrained"]:
         log.warning("model %s is not pre-trained: fine-tuning starts from random encoder weights",
                     cfg.model.pretrained)  # fmt: skip

@@ -26,17 +26,25 @@ if TYPE_CHECKING:  # the API module imports torch: only read by type checkers he
 
 __version__ = "0.1.0"
 
-__all__ = ["InvalidSmilesError", "__version__", "load"]
+__all__ = ["InvalidSmilesError", "__version__", "load", "load_ensemble"]
 
 
 def load(
     path: str | os.PathLike[str] = "default", device: str | torch.device | None = None
-) -> MolChannelModel | EnsembleModel:
+) -> MolChannelModel:
     """Load a model folder (or ``"default"``, the model shipped with the package).
 
-    Returns a :class:`molchannel.api.MolChannelModel`, or a :class:`molchannel.ensemble.EnsembleModel`
-    for an ensemble folder; see :func:`molchannel.api.load`.
+    Returns a :class:`molchannel.api.MolChannelModel`; see :func:`molchannel.api.load`. An ensemble
+    folder is loaded with :func:`load_ensemble`.
     """
     from molchannel.api import load as _load  # imported on first use, so ``import molchannel`` stays light
 
     return _load(path, device=device)
+
+
+def load_ensemble(path: str | os.PathLike[str], device: str | torch.device | None = None) -> EnsembleModel:
+    """Load an ensemble folder (``molchannel finetune --ensemble-size N``): its ``predict`` also gives the
+    spread over members (``return_std=True``) and conformal intervals (``predict_interval``)."""
+    from molchannel.ensemble import load_ensemble as _load_ensemble
+
+    return _load_ensemble(path, device=device)

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
@@ -39,9 +39,6 @@ from molchannel.model_folder import (
 from molchannel.nn.encoder import FEATURIZER_OF_BACKBONE, encoder_config_for
 from molchannel.nn.model import MolChannelNet, NetConfig
 from molchannel.progress import Progress, progress
-
-if TYPE_CHECKING:
-    from molchannel.ensemble import EnsembleModel
 
 log = logging.getLogger(__name__)
 
@@ -563,18 +560,20 @@ def build_model_config(
 
 def load(
     path: str | os.PathLike[str] = "default", device: str | torch.device | None = None
-) -> MolChannelModel | EnsembleModel:
+) -> MolChannelModel:
     """Load a model folder (or a built-in model name such as ``"default"``).
 
-    Returns a :class:`MolChannelModel`, or an :class:`~molchannel.ensemble.EnsembleModel` for the
-    folder of an ensemble (``molchannel finetune --ensemble-size N``), whose ``predict`` can also
-    return the spread over its members.
+    The folder of an ensemble (``molchannel finetune --ensemble-size N``) is loaded with
+    :func:`molchannel.load_ensemble` instead (its members are model folders of their own).
     """
     folder = resolve_model_path(path)
-    from molchannel.ensemble import is_ensemble_folder, load_ensemble  # ensemble builds on this module
+    from molchannel.ensemble import is_ensemble_folder  # ensemble builds on this module
 
     if is_ensemble_folder(folder):
-        return load_ensemble(folder, device=device)
+        raise ModelFolderError(
+            f"{folder} is an ensemble of fine-tuned models: load it with "
+            f"molchannel.load_ensemble({str(path)!r}), or one member with molchannel.load(FOLDER/members/0)"
+        )
     return load_single(folder, device=device)
 
 

@@ -196,9 +196,6 @@ class MolChannelEmbedder(TransformerMixin, BaseEstimator):
         _check_choice(self.channel, "channel", ["mix", "all", *channels])
         _check_choice(self.on_invalid, "on_invalid", ON_INVALID)
         _check_positive_int(self.batch_size, "batch_size")
-        from molchannel.chem.mol_features import check_mol_features
-
-        check_mol_features(self.extra_features)
 
     def fit(self, X: Any, y: Any = None) -> MolChannelEmbedder:
         """Load the model (``X`` is only checked for shape: an embedder learns nothing from data).
@@ -441,6 +438,9 @@ class _FinetunedEstimator(BaseEstimator):
         _check_choice(self.on_invalid, "on_invalid", ON_INVALID)
         _check_positive_int(self.epochs, "epochs")
         _check_positive_int(self.batch_size, "batch_size")
+        from molchannel.chem.mol_features import check_mol_features
+
+        check_mol_features(self.extra_features)
         if not 0 < self.valid_frac < 1:
             raise ValueError(
                 f"valid_frac must be in (0, 1) (the validation rows pick the best epoch), "

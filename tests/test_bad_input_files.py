@@ -296,7 +296,6 @@ def test_load_csv_keeps_rows_or_names_the_problem(
 
 def test_load_table_user_csvs(tmp_path: Path) -> None:
     """The fine-tuning entry point over the odd user CSVs of the issue."""
-    pytest.importorskip("lightning")
     from molchannel.finetune.config import DataConfig
     from molchannel.finetune.data import load_table
 

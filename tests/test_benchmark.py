@@ -14,11 +14,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
-
-from molchannel.finetune import benchmark as bm  # noqa: E402
-from molchannel.finetune import tables  # noqa: E402
-from molchannel.finetune.baselines import (  # noqa: E402
+from molchannel.finetune import benchmark as bm
+from molchannel.finetune import tables
+from molchannel.finetune.baselines import (
     SvmBaselineConfig,
     cliff_rmse,
     ecfp_bits,

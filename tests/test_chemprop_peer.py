@@ -19,10 +19,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
-
-from molchannel.data import load_dataset, registry  # noqa: E402
-from molchannel.data.splits import Split, benchmark_split  # noqa: E402
+from molchannel.data import load_dataset, registry
+from molchannel.data.splits import Split, benchmark_split
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -58,6 +58,7 @@ def test_embed_skip_and_all_channels(tmp_path: Path, model_dir: Path) -> None:
     assert np.load(out).shape == (2, 3, 16)
 
 
+@pytest.mark.requires_pyarrow
 def test_embed_gzipped_csv_to_parquet(tmp_path: Path, model_dir: Path) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
     src = tmp_path / "in.csv.gz"

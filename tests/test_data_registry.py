@@ -178,6 +178,15 @@ def test_failed_download_raises_data_not_found(tmp_path: Path) -> None:
     assert list((tmp_path / "x").iterdir()) == []  # no partial file left behind
 
 
+def test_the_test_suite_cannot_download_from_the_internet(tmp_path: Path) -> None:
+    """conftest.py's guard: a test that would fetch a missing file fails, naming the host, and is not
+    turned into a quiet DataNotFoundError (the guard's error is no OSError)."""
+    spec = DataFile("x/a.csv", "0" * 64, "https://example.org/a.csv")
+    with pytest.raises(RuntimeError, match="must not use the network .*example.org"):
+        fetch_file(spec, tmp_path)
+    assert not (tmp_path / "x" / "a.csv").exists()
+
+
 def test_download_is_verified_and_decompressed(tmp_path: Path) -> None:
     source = tmp_path / "upstream" / "a.csv"
     sha = _write(source, "smiles,y\nCCO,1.0\n")

@@ -12,6 +12,7 @@ import torch
 
 logging.getLogger("deepchem").setLevel(logging.ERROR)  # its import lists optional backends it lacks
 dc = pytest.importorskip("deepchem", reason="DeepChem is not installed (pip install 'molchannel[deepchem]')")
+pytestmark = pytest.mark.requires_deepchem
 
 from rdkit import Chem  # noqa: E402
 from sample_molecules import SAMPLE_SMILES  # noqa: E402
@@ -69,7 +70,7 @@ def test_deepchem_models_learn_esol_from_the_features(data_dir: Path) -> None:
 
     from molchannel.data import load_dataset
 
-    table = load_dataset("esol")
+    table = load_dataset("esol", data_dir, download=False)
     X = MolChannelFeaturizer().featurize(table.smiles)
     dataset = dc.data.NumpyDataset(X, table.targets, ids=np.array(table.smiles))
     train, test = dc.splits.RandomSplitter().train_test_split(dataset, frac_train=0.8, seed=0)

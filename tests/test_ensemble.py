@@ -53,7 +53,7 @@ def test_members_share_one_split_and_the_folder_holds_them(ensemble_run) -> None
 
 
 def test_loaded_ensemble_predicts_the_mean_and_spread_of_its_members(ensemble_run) -> None:
-    model = molchannel.load(ensemble_run.model_dir)
+    model = molchannel.load_ensemble(ensemble_run.model_dir)
     assert isinstance(model, EnsembleModel) and model.size == 3 and model.tasks == ["logp"]
     smiles = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1"]
     each = np.stack([m.predict(smiles) for m in model.members])
@@ -71,6 +71,8 @@ def test_loaded_ensemble_predicts_the_mean_and_spread_of_its_members(ensemble_ru
     )
     with pytest.raises(ValueError, match="members\\[0\\].embed"):
         model.embed(smiles)
+    with pytest.raises(molchannel.model_folder.ModelFolderError, match="load_ensemble"):
+        molchannel.load(ensemble_run.model_dir)
 
 
 def test_the_ensemble_test_metric_is_that_of_the_mean_prediction(ensemble_run) -> None:
@@ -78,7 +80,7 @@ def test_the_ensemble_test_metric_is_that_of_the_mean_prediction(ensemble_run) -
     rows = _rows(run.run_dir / "test_predictions.csv")
     assert len(rows) == len(run.test_indices)
     labels = np.array([[float(r["logp"])] for r in rows])
-    model = molchannel.load(run.model_dir)
+    model = molchannel.load_ensemble(run.model_dir)
     again = model.predict([r["smiles"] for r in rows])
     np.testing.assert_allclose(again, run.test_predictions, rtol=1e-4, atol=1e-5)
     assert score("rmse", labels, again) == pytest.approx(run.test_metric, rel=1e-4)
@@ -92,7 +94,8 @@ def test_predict_command_writes_the_spread(ensemble_run, tmp_path: Path) -> None
     assert main(["predict", "-q", "-m", str(ensemble_run.model_dir), "-i", str(src), "-o", str(out)]) == 0
     rows = _rows(out)
     assert list(rows[0]) == ["smiles", "logp", "logp_std", "valid"]
-    mean, std = molchannel.load(ensemble_run.model_dir).predict(["CCO", "c1ccccc1O"], return_std=True)
+    ensemble = molchannel.load_ensemble(ensemble_run.model_dir)
+    mean, std = ensemble.predict(["CCO", "c1ccccc1O"], return_std=True)
     assert float(rows[1]["logp"]) == pytest.approx(float(mean[1, 0]), rel=1e-5)
     assert float(rows[1]["logp_std"]) == pytest.approx(float(std[1, 0]), rel=1e-4)
 
@@ -100,3 +103,39 @@ def test_predict_command_writes_the_spread(ensemble_run, tmp_path: Path) -> None
 def test_ensemble_size_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="positive integer"):
         run_ensemble({"data": {"dataset": "esol"}}, tmp_path, size=0)
+
+
+def test_conformal_intervals_cover_at_the_chosen_rate_on_exchangeable_data() -> None:
+    from molchannel.ensemble import ConformalCalibration
+
+    rng = np.random.default_rng(0)
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        std = rng.uniform(0.1, 2.0, size=(n, 1))  # the members' spread, here the true noise scale
+        mean = rng.normal(size=(n, 1))
+        return mean + std * rng.normal(size=(n, 1)), mean, std
+
+    calibration = ConformalCalibration.fit(*draw(2000))  # coverage given the draw: sd about 0.011
+    labels, mean, std = draw(20_000)
+    for coverage in (0.5, 0.8, 0.9, 0.95):
+        half = calibration.half_width(std, coverage)
+        inside = float((np.abs(labels - mean) <= half).mean())
+        assert abs(inside - coverage) <= 0.04, (coverage, inside)
+    # adaptive: wider where the spread is larger
+    assert calibration.half_width(np.array([[2.0]]), 0.9) > calibration.half_width(np.array([[0.1]]), 0.9)
+    assert np.isinf(ConformalCalibration.fit(*draw(5)).quantile(0.9)).all()  # too few rows for 90%
+    with pytest.raises(ValueError, match="coverage"):
+        calibration.quantile(1.0)
+
+
+def test_ensemble_run_calibrates_and_reports_test_coverage(ensemble_run) -> None:
+    run = ensemble_run
+    assert set(run.uncertainty) == {"coverage_90", "mean_interval_width_90", "spearman_abs_error_std"}
+    assert 0.0 <= run.uncertainty["coverage_90"] <= 1.0 and run.uncertainty["mean_interval_width_90"] > 0
+    model = molchannel.load_ensemble(run.model_dir)
+    mean, lower, upper = model.predict_interval(["CCO", "c1ccccc1O"], coverage=0.9)
+    assert mean.shape == lower.shape == upper.shape == (2, 1)
+    assert (lower < mean).all() and (mean < upper).all()
+    narrow = model.predict_interval(["CCO"], coverage=0.5)
+    assert (narrow[2] - narrow[1]).item() < (upper - lower)[0, 0]
+    assert json.loads((run.model_dir / "ensemble.json").read_text())["calibration"]["beta"][0] > 0

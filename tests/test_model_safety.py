@@ -103,7 +103,6 @@ def test_a_checkpoint_where_a_model_folder_is_expected_is_refused(tmp_path: Path
 
 @pytest.mark.parametrize("kind", ["torch", "pickle"])
 def test_load_checkpoint_safely_refuses_a_payload(tmp_path: Path, kind: str) -> None:
-    pytest.importorskip("lightning")
     from molchannel.training import AtomicCheckpointIO, load_checkpoint_safely
 
     marker = tmp_path / "marker"
@@ -120,7 +119,6 @@ def test_load_checkpoint_safely_refuses_a_payload(tmp_path: Path, kind: str) -> 
 
 
 def test_export_refuses_a_pickled_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("lightning")
     marker = tmp_path / "marker"
     planted = _plant(tmp_path / "run" / "checkpoints" / "last.ckpt", marker, "torch")
     for source in (planted, tmp_path / "run"):  # a checkpoint, and a run folder holding it
@@ -134,7 +132,6 @@ def test_export_refuses_a_pickled_checkpoint(tmp_path: Path, capsys: pytest.Capt
 def test_finetune_resume_refuses_a_pickled_last_checkpoint(
     model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("lightning")
     from molchannel.finetune import FinetuneConfig, run_finetune
 
     marker = tmp_path / "marker"

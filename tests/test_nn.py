@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -374,8 +373,6 @@ def test_model_yaml_files_load(name):
 
 
 def test_gps_yaml_matches_rich_featurizer_dims():
-    if importlib.util.find_spec("molchannel.chem.rich") is None:
-        pytest.skip("molchannel.chem.rich is not present yet")
     from molchannel.chem import rich
 
     config = yaml.safe_load((CONFIG_DIR / "gps.yaml").read_text())

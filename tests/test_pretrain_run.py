@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -228,7 +229,12 @@ def test_atomic_checkpoint_write_keeps_the_previous_file(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     "config", sorted((REPO / "configs" / "pretrain").glob("*.yaml")), ids=lambda p: p.stem
 )
-def test_every_pretrain_config_runs_fast_dev_run(config: Path, tmp_path: Path) -> None:
+def test_every_pretrain_config_runs_fast_dev_run(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One training and one validation batch of every recipe (its model, losses and featurizer) on CPU."""
+    from lightning.pytorch import Trainer
+
     cfg = yaml.safe_load(config.read_text())
     featurizer = cfg["data"].get("prepare", {}).get("featurizer", "basic")
     corpus = tmp_path / "corpus"
@@ -237,7 +243,15 @@ def test_every_pretrain_config_runs_fast_dev_run(config: Path, tmp_path: Path) -
     )
     from molchannel.pretrain.cli import main
 
-    main(
+    trainers: list[Trainer] = []  # the CLI's trainer, to look at after the run
+    fit = Trainer.fit
+
+    def recording_fit(self: Trainer, *args: object, **kwargs: object) -> None:
+        trainers.append(self)
+        fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", recording_fit)
+    code = main(
         [
             "--config",
             str(config),
@@ -263,3 +277,17 @@ def test_every_pretrain_config_runs_fast_dev_run(config: Path, tmp_path: Path) -
             "0",
         ]
     )
+    assert code == 0
+    (trainer,) = trainers
+    assert trainer.state.finished and trainer.global_step == 1  # one optimizer step was taken
+    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    assert "train/loss" in metrics and "val/loss" in metrics  # a training and a validation batch ran
+    not_finite = {name: value for name, value in metrics.items() if not math.isfinite(value)}
+    assert not not_finite  # losses, their terms and the diagnostics
+    module = trainer.lightning_module
+    assert module.hparams.featurizer == featurizer  # the recipe's featurizer reached the model
+    encoder = cfg["model"]["encoder"]
+    built = module.encoder.config
+    assert (built.backbone, built.num_layers, built.hidden_dim) == (
+        encoder["backbone"], encoder["num_layers"], encoder["hidden_dim"]
+    )  # the recipe's model was built, not a default one

@@ -17,20 +17,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from sample_molecules import SAMPLE_SMILES
+from sklearn.base import clone
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.utils.estimator_checks import check_estimator
 
-pytest.importorskip("sklearn", minversion="1.6")
-
-from sample_molecules import SAMPLE_SMILES  # noqa: E402
-from sklearn.base import clone  # noqa: E402
-from sklearn.linear_model import Ridge  # noqa: E402
-from sklearn.model_selection import GridSearchCV  # noqa: E402
-from sklearn.pipeline import Pipeline  # noqa: E402
-from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
-
-import molchannel  # noqa: E402
-from molchannel.api import init_model  # noqa: E402
-from molchannel.chem.smiles import InvalidSmilesError  # noqa: E402
-from molchannel.sklearn import MolChannelClassifier, MolChannelEmbedder, MolChannelRegressor  # noqa: E402
+import molchannel
+from molchannel.api import init_model
+from molchannel.chem.smiles import InvalidSmilesError
+from molchannel.sklearn import MolChannelClassifier, MolChannelEmbedder, MolChannelRegressor
 
 SMILES = SAMPLE_SMILES
 REPO = Path(__file__).resolve().parents[1]
@@ -184,7 +181,8 @@ def test_embedder_equals_embed(default_model, channel: str) -> None:
 
 
 def test_embedder_input_forms(default_model) -> None:
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     expected = default_model.embed(SMILES)
     column = np.array(SMILES, dtype=object)[:, None]
     frame = pd.DataFrame({"smiles": SMILES})
@@ -275,7 +273,7 @@ def test_embedder_import_keeps_lightning_out() -> None:
 def test_pipeline_grid_search(data_dir: Path) -> None:
     from molchannel.data import load_dataset
 
-    table = load_dataset("esol")
+    table = load_dataset("esol", data_dir, download=False)
     X, y = table.smiles[:150], table.targets[:150, 0]
     pipe = Pipeline([("embed", MolChannelEmbedder()), ("ridge", Ridge())])
     grid = {"ridge__alpha": [0.1, 10.0], "embed__channel": ["mix", "molsim"]}
@@ -297,9 +295,6 @@ def _one_thread_private_cache(one_thread_private_cache: None) -> None:
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A 2 x 32 GIN standing in for a pre-trained model folder."""
-    pytest.importorskip(
-        "lightning", reason="fine-tuning needs the training extra: pip install 'molchannel[train]'"
-    )
     model = init_model({"num_layers": 2, "hidden_dim": 32, "aggregator_heads": 4}, seed=123)
     model.config["provenance"].update(pretrained=True, description="stand-in for a pre-trained model")
     return str(model.save(tmp_path_factory.mktemp("models") / "tiny"))

@@ -222,6 +222,7 @@ PARITY_DATASETS = ("bbbp", "bace", "clintox", "esol", "freesolv", "lipophilicity
 
 @pytest.mark.data
 @pytest.mark.slow
+@pytest.mark.requires_deepchem
 def test_scaffold_split_equals_deepchem(data_dir: Path) -> None:
     """Index-for-index equality with deepchem.splits.ScaffoldSplitter (which uses includeChirality=False).
 

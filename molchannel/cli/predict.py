@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from molchannel.api import load
 from molchannel.atomic import write_text_atomic
 from molchannel.cli.common import (
     add_input_arguments,
@@ -31,7 +30,7 @@ from molchannel.cli.common import (
     report_invalid,
 )
 from molchannel.data.smiles_file import SmilesTable, read_smiles_file
-from molchannel.ensemble import EnsembleModel
+from molchannel.ensemble import EnsembleModel, load_any
 
 log = logging.getLogger("molchannel.predict")
 
@@ -48,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if delimiter is None:
         raise ValueError(f"output must end in .csv or .tsv, got {out.name!r}")
     table = read_smiles_file(args.input, args.smiles_col)
-    model = load(args.model, device=args.device)
+    model = load_any(args.model, device=args.device)
     if not model.tasks:
         raise ValueError(
             f"model {args.model} has no prediction head: it only embeds molecules. Fine-tune it with "

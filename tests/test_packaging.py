@@ -1,0 +1,71 @@
+"""The installed environment has what pyproject.toml promises: every required dependency imports.
+
+The test suite imports its dependencies plainly (no ``importorskip``), so a broken install fails
+loudly; these tests name the distribution that is missing instead of leaving a collection error.
+Only the genuinely optional extras (deepchem, io) are skipped without them (``requires_*`` marks).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+#: distribution name (PEP 503 normalised) -> the module it installs, where the two differ
+IMPORT_NAMES = {
+    "torch-geometric": "torch_geometric",
+    "scikit-learn": "sklearn",
+    "pyyaml": "yaml",
+}
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _import_name(distribution: str) -> str:
+    name = _normalise(distribution)
+    return IMPORT_NAMES.get(name, name.replace("-", "_"))
+
+
+def _requirements(extra: str | None = None) -> list[Requirement]:
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    listed = project["dependencies"] if extra is None else project["optional-dependencies"][extra]
+    return [Requirement(r) for r in listed]
+
+
+REQUIRED = _requirements()
+TRAIN = _requirements("train")  # every training, fine-tuning and benchmark test needs it
+
+
+def test_the_lists_are_read() -> None:
+    names = {_normalise(r.name) for r in REQUIRED}
+    assert {"torch", "torch-geometric", "rdkit", "numpy", "safetensors"} <= names
+    assert {"lightning", "scikit-learn"} <= {_normalise(r.name) for r in TRAIN}
+    assert _import_name("torch-geometric") == "torch_geometric" and _import_name("scikit-learn") == "sklearn"
+    assert _import_name("PyYAML") == "yaml" and _import_name("jsonargparse") == "jsonargparse"
+
+
+@pytest.mark.parametrize(
+    "requirement", [*REQUIRED, *TRAIN], ids=lambda r: _normalise(r.name) if isinstance(r, Requirement) else r
+)
+def test_dependency_imports_at_a_supported_version(requirement: Requirement) -> None:
+    module = _import_name(requirement.name)
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # an ImportError, or a broken install failing inside the import
+        pytest.fail(
+            f"{requirement} is a dependency in pyproject.toml, but `import {module}` fails: {exc!r}. "
+            "Install the project with its extras: pip install -e '.[dev]'"
+        )
+    version = metadata.version(requirement.name)
+    assert requirement.specifier.contains(version, prereleases=True), (
+        f"{requirement.name} {version} is installed, pyproject.toml asks for {requirement}"
+    )
