@@ -1,5 +1,8 @@
 """chemprop v2 as a comparison peer, trained and scored on molchannel's own splits.
 
+Kept as one file: a script run by path (imported only by its test), whose steps share the peer
+environment and the record format described below.
+
 chemprop never becomes a dependency of molchannel: it lives in a virtual environment of its own
 (default ``.cache/chemprop-venv``, created on first use with the pinned releases below, torch first so
 that pip takes the CPU build of that torch release where one is on the index or in ``--find-links``).

@@ -1,5 +1,8 @@
 """One-command benchmarks: fine-tune on every dataset of a collection for several seeds and tabulate.
 
+Kept as one module: the config layers, the run hash and the record files below are one resume
+contract, best changed with all of it in view; the tables are apart, in :mod:`molchannel.finetune.tables`.
+
 ``run_benchmark(BenchmarkOptions(collection="moleculenet"))`` (or ``molchannel benchmark moleculenet``)
 does, for every (dataset, seed):
 
@@ -179,7 +182,11 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ValueError(f"--set {item!r} conflicts with another --set of {part!r}")
-        node[parts[-1]] = _parse_value(text)
+        try:
+            node[parts[-1]] = _parse_value(text)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or exc
+            raise ValueError(f"--set {item!r}: the value is not valid YAML ({problem})") from None
     return out
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter
 
+from molchannel.cli.common import check_config_files
 from molchannel.finetune.config import SECTIONS, FinetuneConfig
 
 
@@ -72,30 +73,27 @@ def config_from_namespace(namespace: Any) -> FinetuneConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``molchannel finetune``; user errors raise (``molchannel.cli.main`` reports them)."""
     import logging
 
-    parser = build_parser()
-    namespace = parser.parse_args(list(argv) if argv is not None else None)
+    args = list(sys.argv[1:] if argv is None else argv)
+    check_config_files(args)
+    namespace = build_parser().parse_args(args)
     logging.basicConfig(
         level=logging.WARNING if namespace.quiet else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    try:
-        config = config_from_namespace(namespace)
-        output = namespace.output or f"runs/finetune/{config.name}-seed{config.seed}"
-        if namespace.ensemble_size != 1:
-            from molchannel.finetune.ensemble import run_ensemble
+    config = config_from_namespace(namespace)
+    output = namespace.output or f"runs/finetune/{config.name}-seed{config.seed}"
+    if namespace.ensemble_size != 1:
+        from molchannel.finetune.ensemble import run_ensemble
 
-            size = namespace.ensemble_size
-            ensemble = run_ensemble(config, output, size, resume=namespace.resume, quiet=namespace.quiet)
-        else:
-            from molchannel.finetune.run import run_finetune
+        size = namespace.ensemble_size
+        ensemble = run_ensemble(config, output, size, resume=namespace.resume, quiet=namespace.quiet)
+    else:
+        from molchannel.finetune.run import run_finetune
 
-            result = run_finetune(config, output, resume=namespace.resume, quiet=namespace.quiet)
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"molchannel finetune: error: {message}", file=sys.stderr)
-        return 1
+        result = run_finetune(config, output, resume=namespace.resume, quiet=namespace.quiet)
     if namespace.ensemble_size != 1:
         label = {"roc_auc": "ROC-AUC", "rmse": "RMSE"}[ensemble.metric]
         members = ", ".join(f"{v:.4f}" for v in ensemble.member_test_metrics)
@@ -117,4 +115,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from molchannel.cli.main import main as molchannel_main
+
+    sys.exit(molchannel_main(["finetune", *sys.argv[1:]]))

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import copy
 import json
+import numbers
 import os
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -198,6 +201,7 @@ class FinetuneConfig:
             if not isinstance(value, dict):
                 raise ValueError(f"config section {f.name!r} must be a mapping, got {value!r}")
             _check_keys(value, {g.name for g in fields(section_cls)}, f"{f.name}.")
+            _check_types(value, section_cls, f"{f.name}.")
             sections[f.name] = section_cls(**value)
         config = cls(seed=int(d.get("seed", 0)), **sections)
         config.validate()
@@ -304,6 +308,30 @@ def _check_keys(d: dict[str, Any], known: set[str], prefix: str) -> None:
         )
 
 
+_KINDS = {
+    bool: ("true or false", bool),
+    int: ("an integer", numbers.Integral),
+    float: ("a number", numbers.Real),
+}
+
+
+def _check_types(d: dict[str, Any], section_cls: type, prefix: str) -> None:
+    """Numbers and switches of the right kind, so that ``epochs: ten`` is named here, not failing in a run
+    (YAML files and ``--set`` values reach :meth:`FinetuneConfig.from_dict` without a type check)."""
+    hints = typing.get_type_hints(section_cls)
+    for key, value in d.items():
+        hint = hints[key]
+        kinds = set(typing.get_args(hint)) if isinstance(hint, types.UnionType) else {hint}
+        nullable = type(None) in kinds
+        kinds.discard(type(None))
+        if (value is None and nullable) or len(kinds) != 1 or not kinds <= _KINDS.keys():
+            continue  # text and lists: validate() checks them where it matters
+        (kind,) = kinds
+        what, accepted = _KINDS[kind]
+        if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):
+            raise ValueError(f"{prefix}{key} must be {what}{' or null' if nullable else ''}, got {value!r}")
+
+
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """``base`` updated by ``override``, section by section (a nested dict merges, anything else replaces)."""
     out = copy.deepcopy(base)
@@ -322,8 +350,10 @@ def load_config(*paths: str | os.PathLike[str], overrides: dict[str, Any] | None
     """
     merged = FinetuneConfig().to_dict()
     for path in paths:
-        text = Path(path).read_text(encoding="utf-8")
-        loaded = yaml.safe_load(text) or {}
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ValueError(f"{path} is not a valid YAML config: {exc}") from None
         if not isinstance(loaded, dict):
             raise ValueError(f"{path} must hold a YAML mapping of config sections")
         merged = merge(merged, loaded)

@@ -1,5 +1,8 @@
 """Linear probe: how much a model's frozen embeddings know, beside a random-init copy and ECFP4.
 
+Kept as one module (its report is apart, in :mod:`molchannel.finetune.probe_report`): the fits, the
+feature sets and the loop over datasets share the plan and split conventions described below.
+
 ``run_probe(model)`` (or ``molchannel benchmark probe --model M``) does, for every MoleculeNet dataset
 asked for (all 11 by default), on the registry's split (the deterministic scaffold split 80/10/10):
 

@@ -1,5 +1,8 @@
 """``run_finetune``: one fine-tuning run from config to run folder and exported model.
 
+Kept as one module: its helpers are the steps of this one run (run folder, starting network, prompt
+initialisation, trainer, export), which share the config and the run-folder layout described here.
+
 Run folder::
 
     config.yaml            the resolved config

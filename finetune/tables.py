@@ -1,5 +1,8 @@
 """Benchmark tables from result records: per-run rows, per-dataset summaries, Markdown and a PNG.
 
+Kept as one module: every function reads the same records, and the MoleculeNet and MoleculeACE
+tables share the formatting and averaging helpers, so that both follow the conventions below.
+
 Records are the JSON dicts that :mod:`molchannel.finetune.benchmark` writes, one per finished
 (dataset, seed) fine-tuning run (``kind == "finetune"``) and one per dataset for the ECFP + SVM baseline
 (``kind == "ecfp_svm"``). Everything here is a pure function of those records.

@@ -1,5 +1,8 @@
 """scikit-learn estimators that take SMILES: an embedder and fine-tuned regressor / classifier.
 
+Kept as one module: it is the one page a scikit-learn user reads, and the three estimators share its
+input checks and, for the two supervised ones, the fine-tuning plumbing of ``_FinetunedEstimator``.
+
 * :class:`MolChannelEmbedder` (transformer): SMILES in, molchannel embeddings out, e.g. as the
   first step of a ``Pipeline`` in front of any scikit-learn model.
 * :class:`MolChannelRegressor` / :class:`MolChannelClassifier`: ``fit`` fine-tunes the whole

@@ -29,6 +29,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from molchannel.cli.common import check_config_files
 from molchannel.pretrain.checkpointing import AtomicCheckpointIO
 from molchannel.pretrain.data import PretrainDataModule
 from molchannel.pretrain.module import MCLPretrainModule
@@ -95,7 +96,9 @@ def _pop_flag(args: list[str], *names: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``molchannel pretrain``; user errors raise (``molchannel.cli.main`` reports them)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    check_config_files(args)
     # Two switches on top of the recipe, taken out before LightningCLI parses: they act outside the
     # Trainer's arguments (TensorBoard next to the recipe's logger; quiet for molchannel's own bars and
     # logs as well), and DDP re-launches of this command line remove them again the same way.

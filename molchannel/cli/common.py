@@ -1,4 +1,5 @@
-"""Shared by the file commands (``embed``, ``predict``): chunked model calls, the invalid-row report."""
+"""Shared by the file commands (``embed``, ``predict``): chunked model calls, the invalid-row report;
+and by the YAML commands (``pretrain``, ``finetune``): the check of their ``--config`` files."""
 
 from __future__ import annotations
 
@@ -27,6 +28,34 @@ def add_input_arguments(p: argparse.ArgumentParser, invalid_help: str) -> None:
     p.add_argument("--on-invalid", default="nan", choices=ON_INVALID_CHOICES, help=invalid_help)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default=None, help='"cpu" (default), "cuda", "cuda:1" or "auto"')
+
+
+def check_config_files(args: Sequence[str]) -> None:
+    """``ValueError`` naming a ``-c/--config`` file that is not UTF-8 text or not YAML: jsonargparse reports
+    those without the file's name (or, undecodable, as a bare ``UnicodeDecodeError``)."""
+    import yaml
+
+    for i, arg in enumerate(args):
+        if arg in ("-c", "--config") and i + 1 < len(args):
+            path = Path(args[i + 1])
+        elif arg.startswith("--config="):
+            path = Path(arg.split("=", 1)[1])
+        else:
+            continue
+        if not path.is_file():
+            continue  # a missing file, or YAML text given inline: jsonargparse's to report
+        try:
+            yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"config file {path} is not YAML text (byte {exc.start} is not UTF-8); give --config "
+                "a YAML file, e.g. one of configs/finetune/ or configs/pretrain/"
+            ) from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or exc
+            raise ValueError(f"config file {path} is not valid YAML{where}: {problem}") from None
 
 
 def sidecar_path(output: str | Path) -> Path:

@@ -1,15 +1,19 @@
 """``molchannel`` command line: one sub-command per user journey.
 
 Sub-commands import what they need when they run, so ``molchannel embed`` and
-``molchannel info`` never import Lightning.
+``molchannel info`` never import Lightning. Every sub-command, those with their own parsers included,
+runs through :func:`run_command`: a user error is one line on stderr and exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+import yaml
 
 from molchannel import __version__
 from molchannel.cli import benchmark, embed, export, info, predict, prepare
@@ -41,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="molchannel",
         description="Prompt-guided multi-channel molecular representations (MCL).",
+        epilog="Errors are reported in one line; set MOLCHANNEL_TRACEBACK=1 to see where they came from.",
     )
     parser.add_argument("--version", action="version", version=f"molchannel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -56,12 +61,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a user can get wrong (a path, a value, a file's content, a dataset name), as the library raises it.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, OSError, RuntimeError, yaml.YAMLError)
+
+
+def run_command(name: str, command: Callable[[], int | None]) -> int:
+    """Run sub-command ``name``: a user error prints ``molchannel NAME: error: ...`` on stderr, no
+    traceback, and gives exit status 1. Anything else is a bug and keeps its traceback, with a note
+    asking for a report; MOLCHANNEL_TRACEBACK=1 shows the traceback of user errors as well.
+    """
+    try:
+        return int(command() or 0)
+    except Exception as exc:
+        errors = USER_ERRORS
+        lightning = sys.modules.get("lightning.fabric.utilities.exceptions")  # imported by training only
+        if lightning is not None:
+            errors += (lightning.MisconfigurationException,)
+        if not isinstance(exc, errors):
+            exc.add_note(
+                f"molchannel {name}: an unexpected error, likely a bug: please report it with this traceback"
+            )
+            raise
+        if os.environ.get("MOLCHANNEL_TRACEBACK", "") not in ("", "0"):
+            raise
+        if isinstance(exc, KeyError) and exc.args:
+            message = exc.args[0]  # str() of a KeyError would quote the sentence
+        elif isinstance(exc, OSError) and exc.filename and exc.strerror:
+            message = f"{exc.strerror}: {exc.filename}"  # without the [Errno N]
+        else:
+            message = str(exc) or type(exc).__name__
+        print(f"molchannel {name}: error: {message}", file=sys.stderr)
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in PASSTHROUGH:
         import importlib
 
-        return int(importlib.import_module(PASSTHROUGH[argv[0]][0]).main(argv[1:]) or 0)
+        name, rest = argv[0], argv[1:]
+        return run_command(name, lambda: importlib.import_module(PASSTHROUGH[name][0]).main(rest))
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -71,12 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    try:
-        return COMMANDS[args.command].run(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        # Expected user errors: say what went wrong without a traceback.
-        print(f"molchannel {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+    return run_command(args.command, lambda: COMMANDS[args.command].run(args))
 
 
 if __name__ == "__main__":

@@ -285,7 +285,7 @@ def load_csv(
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"input file {p} does not exist")
+        raise FileNotFoundError(f"input file {p} {'is a folder' if p.is_dir() else 'does not exist'}")
     if task_type not in _DEFAULT_METRIC:
         raise ValueError(f"task_type must be 'classification' or 'regression', got {task_type!r}")
     if isinstance(target_cols, str):

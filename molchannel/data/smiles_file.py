@@ -98,7 +98,7 @@ def read_smiles_file(path: str | os.PathLike[str], smiles_col: str | None = None
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"input file {p} does not exist")
+        raise FileNotFoundError(f"input file {p} {'is a folder' if p.is_dir() else 'does not exist'}")
     table = _read_table(p, smiles_col)
     if not table.smiles:
         raise ValueError(f"{p} holds no molecules (the file is empty, blank or has only a header)")

@@ -1,5 +1,7 @@
 """``python -m molchannel.pretrain.perturb``: the same as ``molchannel perturb``."""
 
-from molchannel.pretrain.perturb.cli import main
+import sys
 
-raise SystemExit(main())
+from molchannel.cli.main import main
+
+raise SystemExit(main(["perturb", *sys.argv[1:]]))

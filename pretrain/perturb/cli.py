@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``molchannel perturb``."""
+    """Entry point of ``molchannel perturb``; user errors raise (``molchannel.cli.main`` reports them)."""
     args = build_parser().parse_args(argv)
     level = logging.WARNING if args.no_progress else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options: dict[str, Any] = {"max_per_molecule": args.max_per_molecule, "seed": args.seed}
     if args.method == "crem":
         if not args.crem_db:
-            raise SystemExit("--method crem needs --crem-db PATH (add --build-crem-db N to build it)")
+            raise ValueError("--method crem needs --crem-db PATH (add --build-crem-db N to build it)")
         if args.build_crem_db and not Path(args.crem_db).exists():
             rng = np.random.default_rng(args.seed)
             pick = rng.choice(len(corpus), size=min(args.build_crem_db, len(corpus)), replace=False)
