@@ -150,9 +150,13 @@ def _read_probe(path: Path) -> list[dict]:
 
 
 def write_tables(records: list[dict], output: Path) -> None:
+    """recipes.md: final diagnostics per recipe, then the probe (concatenated channels) per dataset with each
+    recipe beside its own random-init copy and ECFP4; recipes.json: everything."""
     diag_keys = ["mcd_pair_active", "mcd_triplet_active", "scd_pair_active", "scd_triplet_active"]
     grad_keys = ["grad_mcd", "grad_scd", "grad_cp_context", "grad_cp_motif", "grad_knowledge"]
     lines = [
+        "## Diagnostics at the last step",
+        "",
         "| recipe | " + " | ".join(diag_keys + grad_keys) + " |",
         "|---|" + "---:|" * (len(diag_keys) + len(grad_keys)),
     ]
@@ -161,8 +165,37 @@ def write_tables(records: list[dict], output: Path) -> None:
         cells = [f"{d[k]:.3f}" if k in d else "-" for k in diag_keys]
         cells += [f"{d[k]:.2e}" if k in d else "-" for k in grad_keys]
         lines.append(f"| {r['recipe']} | " + " | ".join(cells) + " |")
-    lines += ["", (output / "probe_columns.txt").name, ""]
-    (output / "recipes.md").write_text("\n".join(lines[:-2]) + "\n")
+    probe: dict[tuple[str, str, str], float] = {}
+    datasets: list[str] = []
+    for r in records:
+        for row in r["probe"]:
+            if row["features"] not in ("concat", "ecfp4"):
+                continue
+            probe[(row["dataset"], r["recipe"], row["model"])] = float(row["value"])
+            if row["dataset"] not in datasets:
+                datasets.append(row["dataset"])
+    names = [r["recipe"] for r in records]
+    lines += [
+        "",
+        "## Linear probe, concatenated channels (ROC-AUC or RMSE; each recipe / its random-init copy)",
+        "",
+        "| dataset | " + " | ".join(names) + " | ECFP4 |",
+        "|---|" + "---:|" * (len(names) + 1),
+    ]
+    for d in datasets:
+        cells = []
+        for n in names:
+            model, random = probe.get((d, n, "model")), probe.get((d, n, "random_init"))
+            cells.append(
+                "-"
+                if model is None
+                else f"{model:.3f} / {random:.3f}"
+                if random is not None
+                else f"{model:.3f}"
+            )
+        ecfp = next((v for (ds, _, m), v in probe.items() if ds == d and m == "ecfp4"), None)
+        lines.append(f"| {d} | " + " | ".join(cells) + f" | {'-' if ecfp is None else f'{ecfp:.3f}'} |")
+    (output / "recipes.md").write_text("\n".join(lines) + "\n")
     (output / "recipes.json").write_text(json.dumps(records, indent=1))
 
 

@@ -57,8 +57,10 @@ class LinearProbe(L.Callback):
     Writes ``<run>/model`` (a model folder) and ``<run>/probe`` (``probe.md``, ``results.csv``,
     ``probe.png``): frozen embeddings of each channel, the mixture and all channels concatenated, beside
     a random-init copy of the architecture and ECFP4, on the given MoleculeNet sets. Enable it in a
-    recipe under ``trainer.callbacks`` (see ``configs/pretrain/cpu.yaml``). Needs the benchmark data
-    (``$MOLCHANNEL_DATA_DIR`` or ``data_dir``); without it the probe is skipped with a warning.
+    recipe under ``trainer.callbacks``, or on the command line with
+    ``--trainer.callbacks+=molchannel.pretrain.callbacks.LinearProbe``. It is off in the shipped recipes
+    (a probe costs minutes). Needs the benchmark data (``$MOLCHANNEL_DATA_DIR`` or ``data_dir``); without
+    it the probe is skipped with a warning.
 
     Args:
         datasets: MoleculeNet names (default: the small ones, a few minutes on a CPU).
