@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -120,11 +121,16 @@ def _logp_run(csv_path: Path, model: Path, out: Path, extra: list[str]):
     return run_finetune(config, out, quiet=True)
 
 
+@pytest.fixture(scope="module")
+def rdkit_run(logp_csv: Path, random_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    return _logp_run(logp_csv, random_model, tmp_path_factory.mktemp("runs") / "rdkit2d", ["rdkit2d"])
+
+
 def test_extra_features_teach_a_descriptor_target_and_travel_with_the_model(
-    logp_csv: Path, random_model: Path, tmp_path: Path
+    logp_csv: Path, random_model: Path, rdkit_run, tmp_path: Path
 ) -> None:
     graph_only = _logp_run(logp_csv, random_model, tmp_path / "graph", [])
-    with_rdkit = _logp_run(logp_csv, random_model, tmp_path / "rdkit2d", ["rdkit2d"])
+    with_rdkit = rdkit_run
     # the head reads logP itself among the descriptors: far below the error of the head on the (frozen,
     # random) graph embedding alone
     assert with_rdkit.valid_metric < 0.6 * graph_only.valid_metric, (
@@ -149,16 +155,15 @@ def test_extra_features_teach_a_descriptor_target_and_travel_with_the_model(
     assert np.isnan(mixed[0]).all() and mixed[1, 0] == pytest.approx(pred[0], rel=1e-5)
 
 
-def test_a_model_whose_feature_width_differs_from_this_rdkit_is_refused(
-    logp_csv: Path, random_model: Path, tmp_path: Path
-) -> None:
-    run = _logp_run(logp_csv, random_model, tmp_path / "run", ["rdkit2d"])
-    config_file = run.model_dir / "config.json"
+def test_a_model_whose_feature_width_differs_from_this_rdkit_is_refused(rdkit_run, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(rdkit_run.model_dir, model_dir)
+    config_file = model_dir / "config.json"
     config = json.loads(config_file.read_text())
     config["network"]["head"]["extra_dim"] += 1  # as if saved by an RDKit with one more descriptor
     config_file.write_text(json.dumps(config))
     with pytest.raises(ModelFolderError, match="molecule features"):
-        molchannel.load(run.model_dir)
+        molchannel.load(model_dir)
 
 
 def test_sklearn_regressor_takes_extra_features(logp_csv: Path, random_model: Path) -> None:
