@@ -90,7 +90,8 @@ def run_recipe(name: str, args: argparse.Namespace) -> dict:
     log = out / "log.txt"
     molchannel = [sys.executable, "-m", "molchannel.cli.main"]
     t0 = time.time()
-    if not (probe_dir / "results.csv").is_file():
+    ran = not (probe_dir / "results.csv").is_file()
+    if ran:
         if not (out / "model" / "config.json").is_file():
             _run(
                 [
@@ -137,7 +138,7 @@ def run_recipe(name: str, args: argparse.Namespace) -> dict:
     return {
         "recipe": name,
         "overrides": " ".join(RECIPES[name]),
-        "seconds": round(time.time() - t0, 1),
+        "seconds": round(time.time() - t0, 1) if ran else None,  # None: finished by an earlier invocation
         "losses": final_losses(out),
         "diagnostics": final_diagnostics(out),
         "probe": _read_probe(probe_dir / "results.csv"),
