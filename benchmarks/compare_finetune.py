@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from molchannel.data.registry import get_dataset_spec
+
 ORDER = (
     "bbbp",
     "bace",
@@ -56,6 +58,10 @@ def read_runs(label: str, path: Path) -> dict[str, dict[str, list[float]]]:
     return out
 
 
+def _is_classification(dataset: str) -> bool:
+    return get_dataset_spec(dataset).task_type == "classification"
+
+
 def _display(metric_values: list[float], classification: bool) -> tuple[float, float]:
     values = np.asarray(metric_values) * (100.0 if classification else 1.0)
     return float(values.mean()), float(values.std()) if len(values) > 1 else float("nan")
@@ -63,7 +69,7 @@ def _display(metric_values: list[float], classification: bool) -> tuple[float, f
 
 def build_table(rows: dict[str, dict[str, list[float]]], reference: str | None) -> tuple[str, list[str]]:
     datasets = [d for d in ORDER if any(d in r for r in rows.values())]
-    classification = {d: d not in ("esol", "freesolv", "lipophilicity") for d in datasets}
+    classification = {d: _is_classification(d) for d in datasets}
     means = {
         label: {d: _display(r[d], classification[d])[0] for d in datasets if d in r}
         for label, r in rows.items()
@@ -120,7 +126,7 @@ def plot(rows: dict[str, dict[str, list[float]]], path: Path) -> None:
     datasets = [d for d in ORDER if any(d in r for r in rows.values())]
     fig, axes = plt.subplots(1, len(datasets), figsize=(2.6 * len(datasets), 3.2), squeeze=False)
     for ax, d in zip(axes[0], datasets, strict=True):
-        classification = d not in ("esol", "freesolv", "lipophilicity")
+        classification = _is_classification(d)
         labels = [label for label, r in rows.items() if d in r]
         stats = [_display(rows[label][d], classification) for label in labels]
         ax.bar(range(len(labels)), [s[0] for s in stats], yerr=[0 if np.isnan(s[1]) else s[1] for s in stats],

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from molchannel.data import MoleculeTable, load_dataset
 from molchannel.finetune.metrics import score
 
 
@@ -44,8 +45,9 @@ def dataset_gain(folder: Path) -> dict[str, object] | None:
     if any(other[0] != index for other in loaded[1:]):
         raise ValueError(f"{folder}: the seeds were tested on different rows")
     stacked = np.stack([p for _, _, p in loaded])
-    regression = not np.isin(labels[np.isfinite(labels)], (0.0, 1.0)).all()
-    metric = "rmse" if regression else "roc_auc"
+    table = load_dataset(folder.name)
+    regression = table.task_type == "regression"
+    metric = table.metric
     members = [score(metric, labels, p) for p in stacked]
     ensemble = score(metric, labels, stacked.mean(0))
     out: dict[str, object] = {
@@ -57,19 +59,18 @@ def dataset_gain(folder: Path) -> dict[str, object] | None:
         "ensemble": float(ensemble),
     }
     if regression:
-        out.update(_uncertainty(folder, seeds, labels, stacked))
+        out.update(_uncertainty(table, seeds, labels, stacked))
     return out
 
 
 def _uncertainty(
-    folder: Path, seeds: list[Path], labels: np.ndarray, stacked: np.ndarray
+    table: MoleculeTable, seeds: list[Path], labels: np.ndarray, stacked: np.ndarray
 ) -> dict[str, float]:
     """Spearman(|error|, spread) on the test rows, and the test coverage of conformal 90% intervals
     calibrated on the validation rows with the seeds' models loaded as one ensemble."""
     from scipy.stats import spearmanr
 
     from molchannel.api import load
-    from molchannel.data import load_dataset
     from molchannel.ensemble import ConformalCalibration, EnsembleModel
 
     mean, std = stacked.mean(0), stacked.std(0)
@@ -77,7 +78,6 @@ def _uncertainty(
     keep = np.isfinite(error)
     rho = float(spearmanr(error[keep], std[keep]).statistic)
     ensemble = EnsembleModel([load(p.parent / "model") for p in seeds])
-    table = load_dataset(folder.name)
     valid = json.loads((seeds[0].parent / "split.json").read_text(encoding="utf-8"))["valid"]
     v_mean, v_std = ensemble.predict([table.smiles[i] for i in valid], return_std=True)
     calibration = ConformalCalibration.fit(table.targets[valid], v_mean, v_std)
