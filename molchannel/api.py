@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 import torch
@@ -25,10 +25,10 @@ from rdkit import rdBase
 from torch_geometric.data import Batch
 
 from molchannel.chem.base import Featurizer
-from molchannel.chem.bulk import iter_featurized
+from molchannel.chem.bulk import featurize_block
 from molchannel.chem.featurizers import get_featurizer
 from molchannel.chem.mol_features import mol_features_dim, molecule_features
-from molchannel.chem.smiles import InvalidRecord, OnInvalid, check_on_invalid
+from molchannel.chem.smiles import InvalidRecord, InvalidSmilesError, OnInvalid, check_on_invalid
 from molchannel.model_folder import (
     ModelFolderError,
     load_state_strict,
@@ -38,11 +38,13 @@ from molchannel.model_folder import (
 )
 from molchannel.nn.encoder import FEATURIZER_OF_BACKBONE, encoder_config_for
 from molchannel.nn.model import MolChannelNet, NetConfig
+from molchannel.parallel import map_batches
 from molchannel.progress import Progress, progress
 
 log = logging.getLogger(__name__)
 
 BUILTIN_MODELS = ("default",)
+R = TypeVar("R")
 
 
 def builtin_model_path(name: str) -> Path:
@@ -176,50 +178,71 @@ class MolChannelModel:
         finally:
             self.net.to(self.device)
 
-    def _batches(
-        self, smiles: Sequence[object], batch_size: int, on_invalid: OnInvalid, report: EmbedReport
-    ) -> Iterator[tuple[list[int], Batch]]:
-        """Featurize ``smiles`` lazily, ``batch_size`` inputs at a time; yield (input rows, PyG batch).
+    num_workers: int | None = None
+    """Processes for CPU inference (see :mod:`molchannel.parallel`): ``None`` (default) forks one per
+    torch thread and usable core, ``1`` works in this process only. GPU calls always use one."""
 
-        Uses the featurizer's bulk path (about twice as fast as one ``featurize_mol`` per SMILES);
-        invalid rows are recorded in ``report`` (or raised, under ``on_invalid="raise"``).
+    def _featurized_batch(
+        self, items: Sequence[object], start: int, stop: int
+    ) -> tuple[list[int], Batch | None, list[InvalidRecord]]:
+        """Inputs ``[start, stop)`` featurized (bulk path) and collated: (input rows, batch, invalid rows).
+
+        Invalid rows are left out of the batch and listed; ``None`` when none is valid.
         """
-        policy: OnInvalid = "raise" if on_invalid == "raise" else "skip"
+        chunk = featurize_block(items[start:stop], self.featurizer, "skip", start)
+        if not chunk.graphs:
+            return chunk.indices, None, chunk.invalid
+        batch = Batch.from_data_list(chunk.graphs)
         extra = self.net.extra_features
-        for chunk in iter_featurized(smiles, self.featurizer, policy, chunk_size=batch_size, log=False):
-            report.invalid.extend(chunk.invalid)
-            if chunk.graphs:
-                batch = Batch.from_data_list(chunk.graphs)
-                if extra:  # the head reads molecule-level features beside the graph
-                    rows = [smiles[i] for i in chunk.indices]
-                    batch.mol_features = torch.from_numpy(molecule_features(rows, extra))
-                yield chunk.indices, batch
+        if extra:  # the head reads molecule-level features beside the graph
+            batch.mol_features = torch.from_numpy(molecule_features([items[i] for i in chunk.indices], extra))
+        return chunk.indices, batch, chunk.invalid
 
     def _run(
         self,
         items: Sequence[object],
-        consume: Callable[[list[int], Batch], None],
+        compute: Callable[[Batch], R],
+        store: Callable[[list[int], R], None],
         batch_size: int,
         device: str | torch.device | None,
         on_invalid: OnInvalid,
         progress: bool,
         desc: str,
     ) -> EmbedReport:
-        """Call ``consume(input rows, batch on the call's device)`` for every featurized batch.
+        """``store(input rows, compute(batch on the call's device))`` for every featurized batch.
 
-        Runs in inference mode on the call's device (see :meth:`_running_on`); returns the report.
+        ``compute`` may run in a forked worker process (see :attr:`num_workers`), ``store`` always
+        runs here, in whatever order the batches finish; the report lists rows in input order.
+        Under ``on_invalid="raise"`` the first invalid row in input order raises, as in a serial run.
         """
         n = len(items)
         report = EmbedReport(n_inputs=n)
-        done = 0
+        n_batches = -(-n // batch_size)
+        first_invalid: InvalidRecord | None = None
         # the bar is closed, and the network moved back, also when an invalid row raises
         with self._running_on(device) as dev, torch.inference_mode(), _progress(n, progress, desc) as bar:
-            for rows, batch in self._batches(items, batch_size, on_invalid, report):
-                consume(rows, batch.to(dev))
-                report.indices.extend(rows)
-                bar.update(rows[-1] + 1 - done)
-                done = rows[-1] + 1
-            bar.update(n - done)
+
+            def work(j: int) -> tuple[list[int], R | None, list[InvalidRecord]]:
+                rows, batch, invalid = self._featurized_batch(items, j * batch_size, (j + 1) * batch_size)
+                return rows, (compute(batch.to(dev)) if batch is not None else None), invalid
+
+            workers = self.num_workers if dev.type == "cpu" else 1
+            run = map_batches(n_batches, work, workers)
+            for j, (rows, result, invalid) in run.results():
+                if invalid and on_invalid == "raise":
+                    run.stop_after(j)
+                    if first_invalid is None or invalid[0].index < first_invalid.index:
+                        first_invalid = invalid[0]
+                if first_invalid is None:
+                    if result is not None:
+                        store(rows, result)
+                    report.indices.extend(rows)
+                    report.invalid.extend(invalid)
+                bar.update(min(n, (j + 1) * batch_size) - j * batch_size)
+        if first_invalid is not None:
+            raise InvalidSmilesError(items[first_invalid.index], first_invalid.reason, first_invalid.index)
+        report.indices.sort()
+        report.invalid.sort(key=lambda record: record.index)
         if report.invalid:
             log.warning("%d of %d SMILES were invalid (%s)", len(report.invalid), n, on_invalid)
         return report
@@ -326,10 +349,10 @@ class MolChannelModel:
         _check_options(on_invalid, batch_size)
         out = np.full((len(items), *width), np.nan, dtype=np.float32)
 
-        def consume(rows: list[int], batch: Batch) -> None:
-            out[rows] = fn(batch)
+        def store(rows: list[int], values: np.ndarray) -> None:
+            out[rows] = values
 
-        report = self._run(items, consume, batch_size, device, on_invalid, progress, desc)
+        report = self._run(items, fn, store, batch_size, device, on_invalid, progress, desc)
         if on_invalid == "skip":
             out = out[report.indices]
         if single and on_invalid != "skip":
@@ -472,13 +495,18 @@ class MolChannelModel:
         _check_options(on_invalid, batch_size)
         result: list[np.ndarray | None] = [None] * len(items)
 
-        def consume(rows: list[int], batch: Batch) -> None:
+        def per_molecule(batch: Batch) -> list[np.ndarray]:
             atoms = self.net.encode(batch).atoms.float().cpu().numpy()
             bounds = batch.ptr.tolist()
-            for k, row in enumerate(rows):
-                result[row] = atoms[bounds[k] : bounds[k + 1]]
+            return [atoms[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
-        report = self._run(items, consume, batch_size, device, on_invalid, progress, "embedding atoms")
+        def store(rows: list[int], arrays: list[np.ndarray]) -> None:
+            for row, array in zip(rows, arrays, strict=True):
+                result[row] = array
+
+        report = self._run(
+            items, per_molecule, store, batch_size, device, on_invalid, progress, "embedding atoms"
+        )
         if on_invalid == "skip":
             result = [result[i] for i in report.indices]
         return (result, report) if return_report else result

@@ -59,6 +59,18 @@ def featurize_smiles(
     return result
 
 
+def featurize_block(
+    smiles: Sequence[object], featurizer: Featurizer, on_invalid: OnInvalid = "raise", start: int = 0
+) -> FeaturizedSmiles:
+    """One block of inputs, without logging; its ``indices`` and invalid records count from ``start``.
+
+    What :func:`iter_featurized` does per chunk, for callers that cut the blocks themselves (the
+    inference workers of :mod:`molchannel.parallel`).
+    """
+    check_on_invalid(on_invalid)
+    return _featurize_chunk(list(smiles), start, featurizer, on_invalid)
+
+
 def iter_featurized(
     smiles: Iterable[object],
     featurizer: Featurizer,
