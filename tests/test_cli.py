@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +100,26 @@ def test_info_json(model_dir: Path, capsys) -> None:  # noqa: ANN001
     assert main(["info", str(model_dir), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["embedding_dim"] == 16 and info["channels"] == ["molsim", "scaffsim", "context"]
+
+
+def _console(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The ``molchannel`` command as installed (its console entry point), in a fresh interpreter."""
+    code = (
+        "import sys; from molchannel.cli.main import console_main; sys.argv[0] = 'molchannel'; console_main()"
+    )
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_console_command_fast_exit_keeps_every_output(tmp_path: Path, model_dir: Path) -> None:
+    # embed ends with os._exit: the array, the invalid-row report and the log line must all be out
+    src = tmp_path / "in.smi"
+    src.write_text("\n".join(["CCO", "C1CC", "c1ccccc1O"] * 50) + "\n")
+    done = _console(["embed", "-m", str(model_dir), "-i", str(src), "-o", "out.npy"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert np.load(tmp_path / "out.npy").shape == (150, 16)
+    assert len((tmp_path / "out.npy.invalid.csv").read_text().splitlines()) == 51  # header + 50 rows
+    assert "embedded 100 molecules" in done.stderr
+    info = _console(["info", "--json", str(model_dir)], tmp_path)
+    assert info.returncode == 0 and json.loads(info.stdout)["embedding_dim"] == 16
+    failed = _console(["embed", "-m", str(tmp_path / "missing"), "-i", str(src), "-o", "x.npy"], tmp_path)
+    assert failed.returncode == 1 and "error:" in failed.stderr and "Traceback" not in failed.stderr

@@ -8,10 +8,13 @@ runs through :func:`run_command`: a user error is one line on stderr and exit st
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 import yaml
 
@@ -113,5 +116,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(args.command, lambda: COMMANDS[args.command].run(args))
 
 
+# Commands whose every output is written and closed before `main` returns (no training loggers,
+# no background writers): the `molchannel` command may end them without the interpreter teardown.
+FAST_EXIT_COMMANDS = frozenset({"embed", "predict", "info"})
+
+
+def console_main() -> NoReturn:
+    """Entry point of the ``molchannel`` command: :func:`main`, then exit with its status.
+
+    After an inference command the process ends with ``os._exit`` once the ``atexit`` handlers
+    have run and logging and the standard streams are flushed. That skips only the interpreter's
+    module-by-module teardown, which takes ~0.9 s with torch and PyG loaded: a tenth of embedding
+    20,000 molecules end to end. Every other command (and ``main`` called from Python) exits normally.
+    """
+    argv = sys.argv[1:]
+    code = main(argv)
+    if argv and argv[0] in FAST_EXIT_COMMANDS:
+        atexit._run_exitfuncs()
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            # a closed pipe (`molchannel info | head`) leaves nothing to flush to
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

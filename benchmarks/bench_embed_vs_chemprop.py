@@ -1,0 +1,283 @@
+"""`molchannel embed` against `chemprop fingerprint` end to end on the same SMILES, and where our time goes.
+
+Two parts, on the first N molecules of ``zinc/moses_train.csv.gz``:
+
+1. **Paired runs** (``--repeats`` pairs, alternating which command goes first): the two command lines
+   as a user runs them, each in a fresh process, wall time, CPU time (user + sys, worker processes
+   included) and the peak RSS of the largest process:
+
+   * ``molchannel embed -q -m default -i zinc.smi -o emb.npy`` (the shipped default, CPU);
+   * ``chemprop fingerprint -i zinc.csv --model-paths best.pt --ffn-block-index 0 --accelerator cpu``
+     with chemprop v2 from its own environment (``benchmarks/chemprop_peer.py`` installs the pinned
+     release); the model is a chemprop model trained for 3 epochs on ESOL with its defaults: the
+     fingerprint's cost does not depend on the weights.
+
+   The figure is the ratio of the medians.
+2. **Stage profile** of one molchannel run, in a fresh interpreter, one stage at a time in one
+   process: imports, model load, reading the file, a bare ``Chem.MolFromSmiles`` of every SMILES (the
+   floor of any featurizer), featurization, collation, the network's forward pass, writing the
+   ``.npy``; then ``model.embed`` as the command runs it (featurize + collate + forward, in worker
+   processes). The stage sum is the serial cost; the gap to the end-to-end time is the parallelism.
+
+Writes ``OUTPUT/embed_vs_chemprop.json``, ``.md`` and ``.png`` (bars: end-to-end medians beside the
+stages); ``OUTPUT`` defaults to ``results/bench``. Progress goes to stderr.
+
+    MOLCHANNEL_DATA_DIR=<data> python benchmarks/bench_embed_vs_chemprop.py --n 20000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _peer_module() -> Any:
+    spec = importlib.util.spec_from_file_location("chemprop_peer", REPO / "benchmarks" / "chemprop_peer.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["chemprop_peer"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def read_zinc(data_dir: Path, n: int) -> list[str]:
+    with gzip.open(data_dir / "zinc" / "moses_train.csv.gz", "rt") as fh:
+        next(fh)
+        return [next(fh).split(",")[0].strip() for _ in range(n)]
+
+
+def timed_run(cmd: list[str], cwd: Path) -> dict[str, float]:
+    """Wall time, CPU time and peak RSS of one command (its reaped worker processes included)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({process.returncode}):\n{stderr[-3000:]}")
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024}
+
+
+def chemprop_model(peer: Any, exe: Path, data_dir: Path, work: Path) -> Path:
+    """A chemprop model (3 epochs on ESOL, chemprop's defaults) for ``chemprop fingerprint``; reused."""
+    model = work / "chemprop-esol" / "model_0" / "best.pt"
+    if model.is_file():
+        return model
+    import csv
+
+    with open(data_dir / "moleculenet" / "delaney-processed.csv", newline="") as fh:
+        rows = [(r["smiles"], r["measured log solubility in mols per litre"]) for r in csv.DictReader(fh)]
+    train = work / "esol.csv"
+    with open(train, "w", newline="") as fh:
+        csv.writer(fh).writerows([("smiles", "logS"), *rows])
+    log("training the chemprop model that `chemprop fingerprint` reads (3 epochs on ESOL)")
+    cmd = [str(exe), "train", "-i", str(train), "-t", "regression", "--epochs", "3"]
+    subprocess.run(
+        [*cmd, "-o", str(work / "chemprop-esol"), "--accelerator", "cpu"], check=True, capture_output=True
+    )
+    return model
+
+
+STAGES = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import torch
+t1 = time.perf_counter()
+import torch_geometric
+t2 = time.perf_counter()
+import molchannel.cli.main
+import numpy as np
+from rdkit import Chem, RDLogger
+from torch_geometric.data import Batch
+from molchannel.chem.bulk import featurize_smiles
+t3 = time.perf_counter()
+model = molchannel.load("default")
+t4 = time.perf_counter()
+smiles = open(sys.argv[1]).read().split()
+t5 = time.perf_counter()
+RDLogger.DisableLog("rdApp.*")
+mols = [Chem.MolFromSmiles(s) for s in smiles]
+t6 = time.perf_counter()
+graphs = featurize_smiles(smiles, model.featurizer).graphs
+t7 = time.perf_counter()
+batches = [Batch.from_data_list(graphs[i : i + 128]) for i in range(0, len(graphs), 128)]
+t8 = time.perf_counter()
+with torch.inference_mode():
+    out = np.concatenate([model._embed_batch(b, "mix") for b in batches])
+t9 = time.perf_counter()
+np.save(sys.argv[2], out)
+t10 = time.perf_counter()
+again = model.embed(smiles)
+t11 = time.perf_counter()
+assert np.allclose(again, out, atol=1e-5)
+print(json.dumps({
+    "import torch": t1 - t0, "import torch_geometric": t2 - t1, "import molchannel (rest)": t3 - t2,
+    "load model": t4 - t3, "read file": t5 - t4, "bare RDKit parse": t6 - t5, "featurize": t7 - t6,
+    "collate": t8 - t7, "forward": t9 - t8, "write .npy": t10 - t9, "embed() in workers": t11 - t10,
+    "workers": molchannel.parallel.default_workers(),
+}))
+"""
+
+
+def stage_profile(smi: Path, work: Path) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", STAGES, str(smi), str(work / "stages.npy")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = {
+        k: v
+        for k, v in result["stages"].items()
+        if k not in ("embed() in workers", "workers", "bare RDKit parse")
+    }
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    runs = {name: statistics.median(r["wall_s"] for r in rows) for name, rows in result["runs"].items()}
+    labels = ["chemprop fingerprint", "molchannel embed", "molchannel stages (serial)"]
+    ax.barh(0, runs["chemprop"], color="#999999")
+    ax.barh(1, runs["molchannel"], color="#1f77b4")
+    left = 0.0
+    for i, (name, seconds) in enumerate(stages.items()):
+        ax.barh(2, seconds, left=left, color=plt.cm.tab20(i), label=name)
+        left += seconds
+    ax.set_yticks(range(3), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"seconds for {result['n']:,} ZINC molecules (median of {result['repeats']} paired runs)")
+    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    ax.set_title(
+        f"molchannel embed {runs['chemprop'] / runs['molchannel']:.2f}x faster than chemprop fingerprint"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        "| command | wall (s), median | CPU (s) | peak RSS (MiB) | runs (wall s) |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, rows in result["runs"].items():
+        med = {k: statistics.median(r[k] for r in rows) for k in ("wall_s", "cpu_s", "peak_rss_mib")}
+        walls = ", ".join(f"{r['wall_s']:.1f}" for r in rows)
+        lines.append(
+            f"| {name} | {med['wall_s']:.1f} | {med['cpu_s']:.1f} | {med['peak_rss_mib']:.0f} | {walls} |"
+        )
+    lines += ["", f"ratio (chemprop / molchannel, medians): **{result['ratio']:.2f}x**", ""]
+    lines += ["| molchannel stage (one process, serial) | s |", "|---|---:|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in result["stages"].items() if k != "workers"]
+    s = result["stages"]
+    lines += [
+        "",
+        f"featurize / bare parse time: {s['featurize'] / s['bare RDKit parse']:.2f} "
+        f"(rate ratio {s['bare RDKit parse'] / s['featurize']:.2f}x); workers: {s['workers']}",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", type=Path, default=os.environ.get("MOLCHANNEL_DATA_DIR"))
+    parser.add_argument("--n", type=int, default=20000, help="molecules (%(default)s)")
+    parser.add_argument("--repeats", type=int, default=3, help="paired runs (%(default)s)")
+    parser.add_argument(
+        "--venv", type=Path, default=REPO / ".cache" / "chemprop-venv", help="chemprop environment"
+    )
+    parser.add_argument("--work-dir", type=Path, default=REPO / ".cache" / "embed-vs-chemprop")
+    parser.add_argument("--output", type=Path, default=REPO / "results" / "bench")
+    args = parser.parse_args()
+    if not args.data_dir:
+        parser.error("give --data-dir or set MOLCHANNEL_DATA_DIR")
+    peer = _peer_module()
+    work, out = args.work_dir, args.output
+    work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    smiles = read_zinc(args.data_dir, args.n)
+    smi, csv_file = work / "zinc.smi", work / "zinc.csv"
+    smi.write_text("\n".join(smiles) + "\n")
+    csv_file.write_text("smiles\n" + "\n".join(smiles) + "\n")
+    exe = peer.ensure_chemprop(args.venv)
+    model = chemprop_model(peer, exe, args.data_dir, work)
+    commands = {
+        "molchannel": [
+            str(Path(sys.executable).parent / "molchannel"),
+            "embed",
+            "-q",
+            "-m",
+            "default",
+            "-i",
+            str(smi),
+            "-o",
+            str(work / "emb.npy"),
+        ],
+        "chemprop": [
+            str(exe),
+            "fingerprint",
+            "-i",
+            str(csv_file),
+            "-o",
+            str(work / "fp.npz"),
+            "--model-paths",
+            str(model),
+            "--ffn-block-index",
+            "0",
+            "--accelerator",
+            "cpu",
+        ],
+    }
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
+    for k in range(args.repeats):
+        order = list(commands) if k % 2 == 0 else list(reversed(commands))
+        for name in order:
+            runs[name].append(timed_run(commands[name], work))
+            log(f"pair {k + 1}/{args.repeats} {name}: {runs[name][-1]['wall_s']:.1f} s")
+    log("stage profile")
+    stages = stage_profile(smi, work)
+    medians = {name: statistics.median(r["wall_s"] for r in rows) for name, rows in runs.items()}
+    result = {
+        "n": args.n,
+        "repeats": args.repeats,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}",
+        "chemprop_version": peer.chemprop_version(exe),
+        "commands": {name: " ".join(cmd) for name, cmd in commands.items()},
+        "runs": runs,
+        "ratio": medians["chemprop"] / medians["molchannel"],
+        "stages": stages,
+    }
+    (out / "embed_vs_chemprop.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "embed_vs_chemprop.md").write_text(markdown(result) + "\n")
+    plot(result, out / "embed_vs_chemprop.png")
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
