@@ -56,6 +56,16 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def read_zinc(data_dir: Path, n: int) -> list[str]:
     with gzip.open(data_dir / "zinc" / "moses_train.csv.gz", "rt") as fh:
         next(fh)
@@ -189,6 +199,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {name} | {med['wall_s']:.1f} | {med['cpu_s']:.1f} | {med['peak_rss_mib']:.0f} | {walls} |"
         )
     lines += ["", f"ratio (chemprop / molchannel, medians): **{result['ratio']:.2f}x**", ""]
+    lines += [f"- `{cmd}`" for cmd in result["commands"].values()] + [""]
     lines += ["| molchannel stage (one process, serial) | s |", "|---|---:|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in result["stages"].items() if k != "workers"]
     s = result["stages"]
@@ -225,6 +236,8 @@ def main() -> None:
     csv_file.write_text("smiles\n" + "\n".join(smiles) + "\n")
     exe = peer.ensure_chemprop(args.venv)
     model = chemprop_model(peer, exe, args.data_dir, work)
+    # run in the work folder with relative paths, so the recorded command lines hold no local paths
+    model_arg = str(model.relative_to(work))
     commands = {
         "molchannel": [
             str(Path(sys.executable).parent / "molchannel"),
@@ -233,19 +246,19 @@ def main() -> None:
             "-m",
             "default",
             "-i",
-            str(smi),
+            smi.name,
             "-o",
-            str(work / "emb.npy"),
+            "emb.npy",
         ],
         "chemprop": [
             str(exe),
             "fingerprint",
             "-i",
-            str(csv_file),
+            csv_file.name,
             "-o",
-            str(work / "fp.npz"),
+            "fp.npz",
             "--model-paths",
-            str(model),
+            model_arg,
             "--ffn-block-index",
             "0",
             "--accelerator",
@@ -265,10 +278,9 @@ def main() -> None:
         "n": args.n,
         "repeats": args.repeats,
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}",
+        "machine": f"{cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "chemprop_version": peer.chemprop_version(exe),
-        "commands": {name: " ".join(cmd) for name, cmd in commands.items()},
+        "commands": {name: " ".join([Path(cmd[0]).name, *cmd[1:]]) for name, cmd in commands.items()},
         "runs": runs,
         "ratio": medians["chemprop"] / medians["molchannel"],
         "stages": stages,
