@@ -203,7 +203,10 @@ class FinetuneConfig:
             _check_keys(value, {g.name for g in fields(section_cls)}, f"{f.name}.")
             _check_types(value, section_cls, f"{f.name}.")
             sections[f.name] = section_cls(**value)
-        config = cls(seed=int(d.get("seed", 0)), **sections)
+        seed = d.get("seed", 0)
+        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        config = cls(seed=int(seed), **sections)
         config.validate()
         return config
 

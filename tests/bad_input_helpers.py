@@ -8,6 +8,7 @@ Imported by ``tests/test_bad_input*.py`` (pytest puts ``tests/`` on ``sys.path``
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 
@@ -18,6 +19,15 @@ from rdkit.rdBase import BlockLogs
 
 from molchannel.api import MolChannelModel, build_model_config, init_model
 from molchannel.nn.model import HeadConfig, MolChannelNet, NetConfig
+
+FUZZ_SCALE = int(os.environ.get("MOLCHANNEL_FUZZ_SCALE", "1"))
+"""Multiplier of every property's example budget: 1 in CI; benchmarks/fuzz_campaign.py raises it."""
+
+
+def examples(n: int) -> int:
+    """The ``max_examples`` of a property: ``n`` in CI, ``n * MOLCHANNEL_FUZZ_SCALE`` in a fuzz campaign."""
+    return n * FUZZ_SCALE
+
 
 # Pieces that can be written one after another in any order and still give a valid chain: each
 # bonds to the previous piece through its first atom and to the next through its last atom.

@@ -22,6 +22,7 @@ from bad_input_helpers import (
     ODD_VALID,
     SMARTS_AND_QUERIES,
     any_input,
+    examples,
     expected_atoms,
     huge_smiles,
     non_strings,
@@ -84,7 +85,7 @@ def check_rejected(err: InvalidSmilesError, value: object, index: int | None) ->
 
 
 @pytest.mark.parametrize("name", ["basic", "rich"])
-@settings(CI, max_examples=300)
+@settings(CI, max_examples=examples(300))
 @given(value=any_input())
 @example(value=None)
 @example(value=math.nan)
@@ -107,7 +108,7 @@ def test_featurizer_gives_a_graph_or_names_the_input(name: str, value: object, c
 
 
 @pytest.mark.parametrize("name", ["basic", "rich"])
-@settings(CI, max_examples=10)
+@settings(CI, max_examples=examples(10))
 @given(smiles=huge_smiles())
 def test_huge_molecules_featurize(name: str, smiles: str, count_case: CountCase) -> None:
     count_case(f"featurizer[{name}]: huge molecules (500+ heavy atoms)")
@@ -153,7 +154,7 @@ def test_trailing_name_and_undecodable_bytes_have_clear_reasons() -> None:
 
 
 @pytest.mark.parametrize("name", ["basic", "rich"])
-@settings(CI, max_examples=60)
+@settings(CI, max_examples=examples(60))
 @given(values=st.lists(any_input(), max_size=20), chunk_size=st.integers(1, 8))
 def test_bulk_rows_stay_aligned(
     name: str, values: list[object], chunk_size: int, count_case: CountCase
@@ -234,7 +235,7 @@ def _check_aligned(
         np.testing.assert_array_equal(run(values, batch_size=batch_size), out)
 
 
-@settings(CI, max_examples=40)
+@settings(CI, max_examples=examples(40))
 @given(
     values=st.lists(st.one_of(any_input(), huge_smiles().filter(lambda s: len(s) < 1200)), max_size=10),
     batch_size=st.integers(1, 6),
@@ -251,7 +252,7 @@ def test_embed_rows_stay_aligned(
     _check_aligned(run, values, batch_size)
 
 
-@settings(CI, max_examples=25)
+@settings(CI, max_examples=examples(25))
 @given(values=st.lists(any_input(), max_size=10), batch_size=st.integers(1, 6))
 def test_predict_rows_stay_aligned(
     headed_model: MolChannelModel, values: list[object], batch_size: int, count_case: CountCase
@@ -260,7 +261,7 @@ def test_predict_rows_stay_aligned(
     _check_aligned(headed_model.predict, values, batch_size)  # type: ignore[arg-type]
 
 
-@settings(CI, max_examples=25)
+@settings(CI, max_examples=examples(25))
 @given(values=st.lists(any_input(), max_size=10), batch_size=st.integers(1, 6))
 def test_embed_atoms_rows_stay_aligned(
     default_model: MolChannelModel, values: list[object], batch_size: int, count_case: CountCase
@@ -284,7 +285,7 @@ def test_embed_atoms_rows_stay_aligned(
         check_rejected(info.value, values[bad[0]], bad[0])
 
 
-@settings(CI, max_examples=30)
+@settings(CI, max_examples=examples(30))
 @given(value=st.one_of(non_strings(), valid_smiles().map(str.encode)))
 def test_a_single_non_string_is_one_row(
     default_model: MolChannelModel, value: object, count_case: CountCase

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bad_input_helpers import HEADED_TASKS, expected_atoms, save_headed_model, text_input
+from bad_input_helpers import HEADED_TASKS, examples, expected_atoms, save_headed_model, text_input
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -86,7 +86,7 @@ def check_sidecar(sidecar: Path, cells: list[str], bad: list[int]) -> None:
 cells_strategy = st.lists(text_input(), min_size=1, max_size=12)
 
 
-@settings(CI, max_examples=40)
+@settings(CI, max_examples=examples(40))
 @given(
     cells=cells_strategy,
     policy=st.sampled_from(["nan", "skip", "raise"]),
@@ -133,7 +133,7 @@ def test_cli_embed_keeps_rows_aligned(
         check_sidecar(Path(f"{out}.invalid.csv"), cells, bad)
 
 
-@settings(CI, max_examples=30)
+@settings(CI, max_examples=examples(30))
 @given(cells=cells_strategy, policy=st.sampled_from(["nan", "skip"]), fmt=st.sampled_from([".csv", ".tsv"]))
 def test_cli_predict_keeps_rows_aligned(
     headed_model_dir: Path, cells: list[str], policy: str, fmt: str, count_case: CountCase
@@ -185,7 +185,7 @@ def test_cli_refuses_files_without_molecules_by_name(tmp_path: Path, content: by
 # ---- SMILES file readers ---------------------------------------------------------------------
 
 
-@settings(CI, max_examples=100)
+@settings(CI, max_examples=examples(100))
 @given(
     cells=st.lists(text_input(), min_size=0, max_size=10),
     kind=st.sampled_from(["in.csv", "in.tsv", "in.csv.gz", "in.smi", "in.smi.gz"]),
@@ -234,7 +234,7 @@ def _label_value(cell: str) -> float | None:
     return math.nan if math.isinf(value) else value
 
 
-@settings(CI, max_examples=150)
+@settings(CI, max_examples=examples(150))
 @given(
     rows=st.lists(st.tuples(text_input(), st.sampled_from(LABELS), st.sampled_from(LABELS)), max_size=8),
     duplicates=st.integers(0, 3),

@@ -289,5 +289,7 @@ def test_every_pretrain_config_runs_fast_dev_run(
     encoder = cfg["model"]["encoder"]
     built = module.encoder.config
     assert (built.backbone, built.num_layers, built.hidden_dim) == (
-        encoder["backbone"], encoder["num_layers"], encoder["hidden_dim"]
+        encoder["backbone"],
+        encoder["num_layers"],
+        encoder["hidden_dim"],
     )  # the recipe's model was built, not a default one
