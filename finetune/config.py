@@ -303,10 +303,11 @@ SECTIONS: dict[str, type] = {
 
 
 def _check_keys(d: dict[str, Any], known: set[str], prefix: str) -> None:
-    unknown = sorted(set(d) - known)
+    # sorted by text: YAML keys need not be strings (`?` alone is the mapping {None: None})
+    unknown = sorted((k for k in d if k not in known), key=str)
     if unknown:
         raise ValueError(
-            f"unknown fine-tuning config key(s) {[prefix + k for k in unknown]}; "
+            f"unknown fine-tuning config key(s) {[f'{prefix}{k}' for k in unknown]}; "
             f"valid keys{' of ' + prefix.rstrip('.') if prefix else ''}: {sorted(known)}"
         )
 

@@ -37,6 +37,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from rdkit import Chem
 
 from molchannel.api import MolChannelModel, load
+from molchannel.chem.smiles import OnInvalid
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class MolChannelFeaturizer(MolecularFeaturizer):
         state["_model"] = None  # reloaded from ``model`` on first use
         return state
 
-    def _embed(self, smiles: list[object], on_invalid: str) -> tuple[np.ndarray, list[Any]]:
+    def _embed(self, smiles: list[object], on_invalid: OnInvalid) -> tuple[np.ndarray, list[Any]]:
         emb, report = self.molchannel_model.embed(
             smiles,
             channel=self.channel,

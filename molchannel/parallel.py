@@ -29,7 +29,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection, wait
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import torch
 
@@ -91,7 +91,7 @@ class BatchRun(Generic[R]):
     def _forked(self) -> Iterator[tuple[int, R]]:
         ctx = mp.get_context("fork")
         self._shared_stop = ctx.Value("q", self._stop)
-        pipes: dict[Connection, mp.process.BaseProcess] = {}
+        pipes: dict[Any, mp.process.BaseProcess] = {}  # receiving end of each worker's pipe -> worker
         try:
             with warnings.catch_warnings():
                 # Python >= 3.12 warns that fork() in a process with threads (torch's own thread pool)
@@ -100,12 +100,13 @@ class BatchRun(Generic[R]):
                 warnings.simplefilter("ignore", DeprecationWarning)
                 for p in range(self.workers):
                     receive, send = ctx.Pipe(duplex=False)
-                    process = ctx.Process(target=self._worker, args=(send, p), daemon=True)
-                    process.start()
+                    worker = ctx.Process(target=self._worker, args=(send, p), daemon=True)
+                    worker.start()
                     send.close()
-                    pipes[receive] = process
+                    pipes[receive] = worker
             while pipes:
-                for conn in wait(list(pipes)):
+                for ready in wait(list(pipes)):
+                    conn = cast(Connection, ready)
                     try:
                         message = conn.recv()
                     except EOFError:
@@ -119,9 +120,9 @@ class BatchRun(Generic[R]):
                     if kind == "done":
                         pipes.pop(conn).join()
                     elif kind == "error":
-                        raise payload
+                        raise cast(BaseException, payload)
                     else:
-                        yield payload
+                        yield cast(tuple[int, R], payload)
         finally:
             for conn, process in pipes.items():
                 process.terminate()

@@ -72,8 +72,9 @@ class _RichLive:
         redirected = sys.stderr  # rich's proxy while live in a terminal, else the stream itself
         originals = (sys.__stderr__, getattr(redirected, "rich_proxied_file", None))
         for handler in logging.getLogger().handlers:
-            plain = type(handler) is logging.StreamHandler
-            if plain and handler.stream is not redirected and handler.stream in originals:
+            if not isinstance(handler, logging.StreamHandler) or type(handler) is not logging.StreamHandler:
+                continue  # only plain stream handlers (a FileHandler is a StreamHandler too)
+            if handler.stream is not redirected and handler.stream in originals:
                 self.handlers.append((handler, handler.stream))
                 handler.setStream(redirected)
 

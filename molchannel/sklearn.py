@@ -29,7 +29,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from molchannel.api import MolChannelModel, load, resolve_model_path
-from molchannel.chem.smiles import InvalidSmilesError, parse_smiles
+from molchannel.chem.smiles import InvalidSmilesError, OnInvalid, parse_smiles
 
 if tuple(int(p) for p in sklearn.__version__.split(".")[:2] if p.isdigit()) < (1, 6):  # pragma: no cover
     raise ImportError(
@@ -260,7 +260,7 @@ class MolChannelEmbedder(TransformerMixin, BaseEstimator):
             channel=self.channel,
             batch_size=self.batch_size,
             device=_predict_device(self.device),
-            on_invalid=self.on_invalid,
+            on_invalid=cast(OnInvalid, self.on_invalid),  # checked by _check_choice
         )
         return np.ascontiguousarray(out.reshape(len(smiles), -1), dtype=np.float32)
 
@@ -643,7 +643,7 @@ class _FinetunedEstimator(BaseEstimator):
             smiles,
             batch_size=int(self.batch_size),
             device=_load_device(self.device),
-            on_invalid=self.on_invalid,
+            on_invalid=cast(OnInvalid, self.on_invalid),  # checked by _check_choice
         )
 
     def __sklearn_is_fitted__(self) -> bool:

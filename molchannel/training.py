@@ -125,6 +125,7 @@ def epoch_progress_bar() -> L.Callback:
 
 def use_epoch_progress_bar(trainer: L.Trainer) -> None:
     """Swap the Trainer's default tqdm bar for :func:`epoch_progress_bar` (no bar stays no bar)."""
-    for i, callback in enumerate(trainer.callbacks):
+    callbacks: list[Any] = trainer.callbacks  # type: ignore[attr-defined]  # set in Trainer.__init__
+    for i, callback in enumerate(callbacks):
         if type(callback) is TQDMProgressBar:
-            trainer.callbacks[i] = epoch_progress_bar()
+            callbacks[i] = epoch_progress_bar()

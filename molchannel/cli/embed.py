@@ -15,11 +15,12 @@ import argparse
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from molchannel.api import load
+from molchannel.chem.smiles import OnInvalid
 from molchannel.cli.common import add_input_arguments, escape_undecodable, map_in_chunks, report_invalid
 from molchannel.data.smiles_file import read_smiles_file
 
@@ -51,7 +52,11 @@ def run(args: argparse.Namespace) -> int:
 
     def embed_chunk(chunk: list[str], policy: str) -> Any:
         return model.embed(
-            chunk, channel=args.channel, batch_size=args.batch_size, on_invalid=policy, return_report=True
+            chunk,
+            channel=args.channel,
+            batch_size=args.batch_size,
+            on_invalid=cast(OnInvalid, policy),
+            return_report=True,
         )
 
     start = time.perf_counter()

@@ -110,5 +110,5 @@ def _table_text(
     for i in rows:
         values = [escape_undecodable(columns[h][i]) for h in header]
         scores = ["" if np.isnan(v) else repr(float(v)) for v in predictions[i]]
-        lines.append([*values, *scores, i in valid])
+        lines.append([*values, *scores, str(i in valid)])
     return csv_text(lines, delimiter)

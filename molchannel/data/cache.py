@@ -219,9 +219,9 @@ def build_graphs(
     invalid: list[InvalidRecord] = []
     iterator: Any = enumerate(smiles)
     if progress:
-        from molchannel.progress import progress
+        from molchannel.progress import progress as progress_bar
 
-        iterator = progress(iterator, total=len(smiles), desc="featurizing", unit="mol")
+        iterator = progress_bar(iterator, total=len(smiles), desc="featurizing", unit="mol")
     for i, s in iterator:
         try:
             mol = parse_smiles(s, i)

@@ -147,10 +147,10 @@ def scaffold_split(
         else:
             test += group
     return Split(
-        train=train,
-        valid=valid,
-        test=test,
-        excluded=[rec.index for rec in invalid],
+        train=np.asarray(train, dtype=np.int64),
+        valid=np.asarray(valid, dtype=np.int64),
+        test=np.asarray(test, dtype=np.int64),
+        excluded=np.asarray([rec.index for rec in invalid], dtype=np.int64),
         method="scaffold",
         params={"frac": list(frac), "include_chirality": include_chirality, "count_invalid": count_invalid},
     )
@@ -187,10 +187,10 @@ def random_scaffold_split(
         else:
             train += group
     return Split(
-        train=train,
-        valid=valid,
-        test=test,
-        excluded=[rec.index for rec in invalid],
+        train=np.asarray(train, dtype=np.int64),
+        valid=np.asarray(valid, dtype=np.int64),
+        test=np.asarray(test, dtype=np.int64),
+        excluded=np.asarray([rec.index for rec in invalid], dtype=np.int64),
         method="random_scaffold",
         params={"frac": list(frac), "seed": seed, "include_chirality": include_chirality,
                 "count_invalid": count_invalid},
@@ -225,7 +225,10 @@ def random_split(
 
 
 def official_split(
-    split_column: Sequence[str], valid_frac: float = 0.0, seed: int = 0, valid_mask: np.ndarray | None = None
+    split_column: Sequence[str] | np.ndarray,
+    valid_frac: float = 0.0,
+    seed: int = 0,
+    valid_mask: np.ndarray | None = None,
 ) -> Split:
     """The split a dataset ships with (MoleculeACE's ``split`` column of ``train``/``test``).
 

@@ -182,9 +182,9 @@ class MultiChannelEncoder(nn.Module):
         return self.config.hidden_dim
 
     def reset_parameters(self) -> None:
-        self.backbone.reset_parameters()
+        self.backbone.reset_parameters()  # type: ignore[operator]  # nn.Module attributes type as Tensor | Module
         for aggregator in self.aggregators.values():
-            aggregator.reset_parameters()
+            aggregator.reset_parameters()  # type: ignore[operator]
 
     def forward(self, batch: Data) -> EncoderOutput:
         """Encode a PyG ``Batch`` (or a single ``Data``) of featurized molecules."""

@@ -136,8 +136,8 @@ class GINBackbone(nn.Module):
         nn.init.xavier_uniform_(self.atom_type_embedding.weight)
         nn.init.xavier_uniform_(self.chirality_embedding.weight)
         for conv, norm in zip(self.convs, self.norms, strict=True):
-            conv.reset_parameters()
-            norm.reset_parameters()
+            conv.reset_parameters()  # type: ignore[operator]  # nn.Module attributes type as Tensor | Module
+            norm.reset_parameters()  # type: ignore[operator]
 
     def forward(self, data: Data) -> Tensor:
         """Embed every atom of ``data`` (a :class:`Data` or a PyG ``Batch``); returns ``[N, dim]``."""

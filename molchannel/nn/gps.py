@@ -70,9 +70,9 @@ class GPSBackbone(nn.Module):
 
     def reset_parameters(self) -> None:
         for module in (self.atom_encoder, self.pe_norm, self.pe_encoder, self.bond_encoder):
-            module.reset_parameters()
+            module.reset_parameters()  # type: ignore[operator]  # nn.Module attributes type as Tensor | Module
         for layer in self.layers:
-            layer.reset_parameters()
+            layer.reset_parameters()  # type: ignore[operator]
 
     def forward(self, data: Data) -> Tensor:
         """Embed every atom of ``data`` (a :class:`Data` or a PyG ``Batch``); returns ``[N, dim]``.
@@ -82,6 +82,7 @@ class GPSBackbone(nn.Module):
         """
         x, edge_attr, pe = data.x, data.edge_attr, getattr(data, "pe", None)
         self._check_input(x, edge_attr, pe)
+        assert pe is not None  # _check_input raises without one
         batch = getattr(data, "batch", None)
         if batch is None:  # a single molecule
             batch = torch.zeros(x.size(0), dtype=torch.long, device=x.device)

@@ -100,6 +100,9 @@ class FeatureScaler(nn.Module):
     """Standardises raw molecule features with the training rows' statistics (buffers, so they travel
     in the model folder's weights): ``clamp((x - mean) / std, -clip, clip)``, NaN -> 0 (the mean)."""
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, dim: int, clip: float = 6.0) -> None:
         super().__init__()
         self.clip = clip
