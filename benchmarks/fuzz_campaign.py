@@ -59,7 +59,7 @@ def main() -> int:
     wall = time.perf_counter() - start
     output = done.stdout + done.stderr
     counts = parse_counts(output)
-    summary = re.findall(r"^=+ (.*(?:passed|failed|error).*) =+$", output, flags=re.M)
+    summary = re.findall(r"^=*\s*(\d+ (?:passed|failed).*?)\s*=*$", output, flags=re.M)
     failures = re.findall(r"^(?:FAILED|ERROR) (\S+)", output, flags=re.M)
     result = {
         "date": time.strftime("%Y-%m-%d"),
@@ -86,6 +86,7 @@ def main() -> int:
         f"failures: {', '.join(failures) if failures else 'none'}",
     ]
     (args.output / "fuzz_campaign.md").write_text("\n".join(lines) + "\n")
+    (args.output / "fuzz_campaign.log").write_text(output[-20000:])  # pytest's report, for the failures
     print("\n".join(lines))
     if done.returncode:
         print(output[-6000:], file=sys.stderr)
