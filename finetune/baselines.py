@@ -187,7 +187,9 @@ def _cv_folds(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, 
 
 def _gram(kernel: Kernel, gamma: float | None, sq_dist: np.ndarray | None, tanimoto: np.ndarray | None):
     if kernel == "tanimoto":
+        assert tanimoto is not None
         return tanimoto
+    assert gamma is not None and sq_dist is not None
     return np.exp(-float(gamma) * sq_dist)
 
 
@@ -206,6 +208,10 @@ def fit_ecfp_svm(
         raise ValueError(f"{len(x_train)} fingerprints but {len(y_train)} labels")
     if not np.all(np.isfinite(y_train)):
         raise ValueError("the SVM baseline needs a label for every training molecule; drop NaN labels first")
+    train_sim: np.ndarray | None
+    test_sim: np.ndarray | None
+    train_d2: np.ndarray | None
+    test_d2: np.ndarray | None
     if config.kernel == "tanimoto":
         train_sim, test_sim = tanimoto_kernel(x_train, x_train), tanimoto_kernel(x_test, x_train)
         train_d2 = test_d2 = None

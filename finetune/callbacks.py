@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 
@@ -41,15 +42,16 @@ class RunRecorder(L.Callback):
             trainer.should_stop = True
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        module: Any = pl_module  # the fine-tuning module: history, metric, new_best
         if trainer.sanity_checking or not getattr(pl_module, "history", None):
             return
-        if pl_module.new_best:  # type: ignore[attr-defined]
+        if module.new_best:
             trainer.save_checkpoint(self.checkpoint_dir / BEST_CHECKPOINT, weights_only=False)
-            pl_module.new_best = False  # type: ignore[attr-defined]
+            module.new_best = False
         trainer.save_checkpoint(self.checkpoint_dir / LAST_CHECKPOINT, weights_only=False)
-        write_metrics_csv(self.run_dir / "metrics.csv", pl_module.history, pl_module.metric)  # type: ignore[attr-defined]
+        write_metrics_csv(self.run_dir / "metrics.csv", module.history, module.metric)
         # the per-epoch row (loss, learning rates, channel weights) also goes to TensorBoard when enabled
-        row = pl_module.history[-1]  # type: ignore[attr-defined]
+        row = module.history[-1]
         for logger in trainer.loggers:
             logger.log_metrics(
                 {f"epoch/{k}": v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import numpy as np
@@ -96,7 +96,7 @@ class FinetuneModule(L.LightningModule):
             "head": list(self.net.head.parameters()),
         }
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> Any:  # Lightning's optimizer + scheduler dict
         o = self.optim_config
         lrs = {"backbone": o.lr_backbone, "prompt": o.lr_prompt, "head": o.lr_head}
         prompt_decay = o.weight_decay if o.weight_decay_prompt is None else o.weight_decay_prompt
@@ -152,7 +152,7 @@ class FinetuneModule(L.LightningModule):
             datamodule.set_epoch(self.current_epoch)
         # Lightning steps epoch schedulers after the last batch, before the evaluation: record the
         # learning rates this epoch trains with now
-        optimizer = self.optimizers(use_pl_optimizer=False)
+        optimizer = cast(torch.optim.Optimizer, self.optimizers(use_pl_optimizer=False))  # one optimizer
         self._epoch_lrs = {f"lr_{g['name']}": float(g["lr"]) for g in optimizer.param_groups}
         self._epoch_start = self._epoch_t0 = time.perf_counter()
 

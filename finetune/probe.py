@@ -503,7 +503,7 @@ def _probe_dataset(plan: _Plan, name: str, table: MoleculeTable, bar: Any) -> No
     store = load_or_build_graphs(table, featurizer, plan.cache_dir, progress=not plan.quiet)
     positions = _subset_positions(store, split)
     labels = [table.targets[store.row_index[p]] for p in positions]
-    tasks = select_tasks(*labels, plan.max_tasks, plan.seed)
+    tasks = select_tasks(labels[0], labels[1], labels[2], plan.max_tasks, plan.seed)
     if len(tasks) < table.targets.shape[1]:
         plan.task_notes[name] = f"{len(tasks)} of {table.targets.shape[1]} tasks"
     labels = [y[:, tasks] for y in labels]

@@ -338,7 +338,7 @@ class _quiet_lightning:  # noqa: N801 - used as a context manager
         if self.quiet:
             warnings.filterwarnings("ignore", module="lightning")
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.warnings.__exit__(*exc)
         for lg, level in zip(self.loggers, self.levels, strict=True):
             lg.setLevel(level)

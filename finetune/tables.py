@@ -187,7 +187,9 @@ def summarize_moleculenet(records: Iterable[Mapping[str, Any]], order: Sequence[
 
 
 def moleculenet_markdown(
-    summary: Sequence[Mapping[str, Any]], records: Iterable[Mapping[str, Any]], header: str = "",
+    summary: Sequence[Mapping[str, Any]],
+    records: Iterable[Mapping[str, Any]],
+    header: str = "",
     method: str = OUR_METHOD,
 ) -> str:
     """Markdown: the classification table beside the published rows, the regression table, run costs.

@@ -131,6 +131,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     for callback in trainer.checkpoint_callbacks:
         # one fixed folder per run, so `--ckpt_path last` finds the checkpoint of an earlier attempt
         if getattr(callback, "dirpath", None) is None:
-            callback.dirpath = os.path.join(trainer.default_root_dir, "checkpoints")
+            callback.dirpath = os.path.join(trainer.default_root_dir, "checkpoints")  # type: ignore[attr-defined]
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path, weights_only=True)
     return 0

@@ -283,7 +283,7 @@ def prepare_corpus(
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(source, str | os.PathLike):
         smiles = read_smiles_file(source).smiles
-        source_id = {"path": Path(source).name, "sha256": sha256_of_file(source)}
+        source_id: dict[str, str | None] = {"path": Path(source).name, "sha256": sha256_of_file(source)}
     else:
         smiles = [str(s) for s in source]
         source_id = {"path": None, "sha256": hashlib.sha256("\n".join(smiles).encode()).hexdigest()}
@@ -317,9 +317,9 @@ def prepare_corpus(
         log.info("resuming: %d of %d shards already prepared", len(summaries), n_shards)
     from molchannel.progress import progress as progress_bar
 
-    done = sum(s.rows[1] - s.rows[0] for s in summaries.values())
+    rows_done = sum(s.rows[1] - s.rows[0] for s in summaries.values())
     with progress_bar(
-        total=len(smiles), desc="preparing corpus", unit="mol", disable=not progress, initial=done
+        total=len(smiles), desc="preparing corpus", unit="mol", disable=not progress, initial=rows_done
     ) as bar:
         if processes <= 1:
             for task in todo:

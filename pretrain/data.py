@@ -219,6 +219,11 @@ class PretrainDataModule(L.LightningDataModule):
         seed: seeds the validation choice and every view.
     """
 
+    @property
+    def _hp(self) -> Any:
+        """``self.hparams``, Lightning's AttributeDict (typed as a plain mapping), for attribute access."""
+        return self.hparams
+
     def __init__(
         self,
         corpus: str,
@@ -250,7 +255,7 @@ class PretrainDataModule(L.LightningDataModule):
             n_val = max(n_val, 1)
         self.val_indices = np.sort(order[:n_val])
         self.train_indices = np.sort(order[n_val:])
-        view_args = dict(
+        view_args: dict[str, Any] = dict(
             n_mcd=n_mcd,
             n_scd=n_scd,
             mask_fraction=mask_fraction,
@@ -261,7 +266,7 @@ class PretrainDataModule(L.LightningDataModule):
         self.val_set = ViewDataset(self.corpus, self.val_indices, fixed_epoch=0, **view_args)
 
     def _prepare_here(self) -> None:
-        hp = self.hparams
+        hp = self._hp
         if hp.source is None:
             raise FileNotFoundError(
                 f"{hp.corpus} is not a prepared corpus; prepare it with `molchannel prepare -i SMILES_FILE "
@@ -296,18 +301,18 @@ class PretrainDataModule(L.LightningDataModule):
         self.train_set.epoch = epoch
 
     def _loader(self, dataset: ViewDataset, shuffle: bool) -> DataLoader:
-        workers = self.hparams.num_workers
+        workers = self._hp.num_workers
         # under DDP, Lightning swaps the sampler for a DistributedSampler (seeded the same way)
-        sampler = EpochShuffleSampler(len(dataset), self.hparams.seed) if shuffle else None
+        sampler = EpochShuffleSampler(len(dataset), self._hp.seed) if shuffle else None
         return DataLoader(
             dataset,
-            batch_size=self.hparams.batch_size,
+            batch_size=self._hp.batch_size,
             sampler=sampler,
             num_workers=workers,
             collate_fn=collate_views,
             persistent_workers=False,  # workers are re-made each epoch, so they see the new epoch's seed
             prefetch_factor=4 if workers > 0 else None,
-            drop_last=shuffle and len(dataset) > self.hparams.batch_size,
+            drop_last=shuffle and len(dataset) > self._hp.batch_size,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -67,9 +67,9 @@ def heldout_inchikeys(
     counts: dict[str, int] = {}
     items: Iterable = tables.items()
     if progress:
-        from molchannel.progress import progress
+        from molchannel.progress import progress as progress_bar
 
-        items = progress(items, total=len(tables), desc="held-out molecules", unit="dataset")
+        items = progress_bar(items, total=len(tables), desc="held-out molecules", unit="dataset")
     for name, table in items:
         split = benchmark_split(table)
         rows = [int(i) for i in split.valid] + [int(i) for i in split.test]

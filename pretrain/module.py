@@ -75,6 +75,11 @@ class MCLPretrainModule(L.LightningModule):
             falls below this.
     """
 
+    @property
+    def _hp(self) -> Any:
+        """``self.hparams``, Lightning's AttributeDict (typed as a plain mapping), for attribute access."""
+        return self.hparams
+
     def __init__(
         self,
         encoder: dict[str, Any] | None = None,
@@ -134,8 +139,9 @@ class MCLPretrainModule(L.LightningModule):
                 )
         self._epoch_active: dict[str, list[float]] = {}
         self._warned_no_descriptors = False
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        return torch.optim.Adam(self.parameters(), lr=self._hp.lr, weight_decay=self._hp.weight_decay)
 
     def on_train_epoch_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -148,7 +154,7 @@ class MCLPretrainModule(L.LightningModule):
         Keys starting with ``diag/`` are diagnostics (no gradient). Pass ``atoms`` (the backbone's
         output for ``batch.graphs``) to reuse it, e.g. to differentiate the terms with respect to it.
         """
-        hp = self.hparams
+        hp = self._hp
         graphs = batch.graphs
         b, p, q = batch.num_anchors, batch.n_mcd, batch.n_scd
         if atoms is None:
@@ -183,6 +189,7 @@ class MCLPretrainModule(L.LightningModule):
         # context prediction: masked centres' classes from the context view; motifs from the anchor
         # (reference) or from the context view
         ctx_atom0 = int(graphs.ptr[ctx_start])
+        assert cp_out.atoms is not None  # the context channel is built with atom_output=True
         center_atoms = cp_out.atoms[batch.context_centers - ctx_atom0]
         ctx = context_loss(self.context_head(center_atoms).float(), batch.context_labels)
         cp_anchor = None
@@ -300,7 +307,7 @@ class MCLPretrainModule(L.LightningModule):
     def training_step(self, batch: PretrainBatch, batch_idx: int) -> Tensor:
         atoms = self.encoder.backbone(batch.graphs)
         terms = self.losses(batch, atoms)
-        every = self.hparams.diagnostics_every_n_steps
+        every = self._hp.diagnostics_every_n_steps
         if every and self.global_step % every == 0:
             terms.update(self.backbone_gradient_norms(terms, atoms))
         for name in ("mcd_pair_active", "mcd_triplet_active", "scd_pair_active", "scd_triplet_active"):
@@ -309,7 +316,7 @@ class MCLPretrainModule(L.LightningModule):
         return terms["loss"]
 
     def on_train_epoch_end(self) -> None:
-        threshold = self.hparams.saturation_threshold
+        threshold = self._hp.saturation_threshold
         for name, values in sorted(self._epoch_active.items()):
             mean = sum(values) / max(len(values), 1)
             if values and mean < threshold and self.global_rank == 0:

@@ -15,7 +15,7 @@ fi
 echo "data directory: ${MOLCHANNEL_DATA_DIR:-<unset: data tests will be skipped>}"
 cd "$repo"
 "$venv/bin/ruff" check .
-"$venv/bin/mypy" molchannel
+"$venv/bin/mypy" molchannel pretrain finetune
 set +e
 "$venv/bin/python" -m pytest "$@"
 status=$?

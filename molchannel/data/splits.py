@@ -270,7 +270,7 @@ SPLIT_VALUES: dict[str, str] = {
 
 
 def column_split(
-    split_column: Sequence[object], column: str = "split", valid_mask: np.ndarray | None = None
+    split_column: Sequence[object] | np.ndarray, column: str = "split", valid_mask: np.ndarray | None = None
 ) -> Split:
     """The split a user gives as a column of their file: ``train``, ``valid`` or ``test`` per row.
 

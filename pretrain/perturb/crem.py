@@ -148,7 +148,9 @@ def build_crem_db(
     if not corpus:
         raise ValueError("cannot build a CReM database from an empty corpus")
     keep = work_dir is not None
-    work = Path(work_dir) if keep else Path(tempfile.mkdtemp(prefix="crem-db-", dir=out.parent))
+    work = (
+        Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="crem-db-", dir=out.parent))
+    )
     work.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     partial.unlink(missing_ok=True)
