@@ -28,8 +28,6 @@ stages); ``OUTPUT`` defaults to ``results/bench``. Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import gzip
-import importlib.util
 import json
 import os
 import platform
@@ -41,35 +39,14 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))  # run by path: the sibling benchmark's helpers
 
-
-def _peer_module() -> Any:
-    spec = importlib.util.spec_from_file_location("chemprop_peer", REPO / "benchmarks" / "chemprop_peer.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["chemprop_peer"] = module
-    spec.loader.exec_module(module)
-    return module
+import chemprop_peer as peer  # noqa: E402
+from bench_featurize import cpu_model, read_zinc  # noqa: E402
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def read_zinc(data_dir: Path, n: int) -> list[str]:
-    with gzip.open(data_dir / "zinc" / "moses_train.csv.gz", "rt") as fh:
-        next(fh)
-        return [next(fh).split(",")[0].strip() for _ in range(n)]
 
 
 def timed_run(cmd: list[str], cwd: Path) -> dict[str, float]:
@@ -85,7 +62,7 @@ def timed_run(cmd: list[str], cwd: Path) -> dict[str, float]:
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024}
 
 
-def chemprop_model(peer: Any, exe: Path, data_dir: Path, work: Path) -> Path:
+def chemprop_model(exe: Path, data_dir: Path, work: Path) -> Path:
     """A chemprop model (3 epochs on ESOL, chemprop's defaults) for ``chemprop fingerprint``; reused."""
     model = work / "chemprop-esol" / "model_0" / "best.pt"
     if model.is_file():
@@ -226,7 +203,6 @@ def main() -> None:
     args = parser.parse_args()
     if not args.data_dir:
         parser.error("give --data-dir or set MOLCHANNEL_DATA_DIR")
-    peer = _peer_module()
     work, out = args.work_dir, args.output
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -235,7 +211,7 @@ def main() -> None:
     smi.write_text("\n".join(smiles) + "\n")
     csv_file.write_text("smiles\n" + "\n".join(smiles) + "\n")
     exe = peer.ensure_chemprop(args.venv)
-    model = chemprop_model(peer, exe, args.data_dir, work)
+    model = chemprop_model(exe, args.data_dir, work)
     # run in the work folder with relative paths, so the recorded command lines hold no local paths
     model_arg = str(model.relative_to(work))
     commands = {
@@ -278,7 +254,7 @@ def main() -> None:
         "n": args.n,
         "repeats": args.repeats,
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "machine": f"{cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "chemprop_version": peer.chemprop_version(exe),
         "commands": {name: " ".join([Path(cmd[0]).name, *cmd[1:]]) for name, cmd in commands.items()},
         "runs": runs,
