@@ -70,6 +70,41 @@ RECIPES: dict[str, list[str]] = {
         "--model.loss_weights.knowledge=1.0",
         "--model.loss_weights.knowledge_from_epoch=0",
     ],
+    # as fixes_k1, the distancing hinges averaged over the violated ones only (keeps their gradient up)
+    "fixes_k1_active": [
+        "--model.motif_source=anchor",
+        "--model.attention_reg=support_scaled",
+        "--model.hinge=softplus",
+        "--model.hinge_reduction=active",
+        "--model.loss_weights.knowledge=1.0",
+        "--model.loss_weights.knowledge_from_epoch=0",
+    ],
+    # as fixes_k1 with margin 2.0 instead of 0.8 (more pairs stay violated)
+    "fixes_k1_m2": [
+        "--model.motif_source=anchor",
+        "--model.attention_reg=support_scaled",
+        "--model.hinge=softplus",
+        "--model.margin=2.0",
+        "--model.loss_weights.knowledge=1.0",
+        "--model.loss_weights.knowledge_from_epoch=0",
+    ],
+    # as fixes with the knowledge term at weight 10 (its backbone gradient then matches context prediction's)
+    "fixes_k10": [
+        "--model.motif_source=anchor",
+        "--model.attention_reg=support_scaled",
+        "--model.hinge=softplus",
+        "--model.loss_weights.knowledge=10.0",
+        "--model.loss_weights.knowledge_from_epoch=0",
+    ],
+    # as fixes_k10 with a linear descriptor head: the embedding must hold the descriptors linearly
+    "fixes_k10_linear": [
+        "--model.motif_source=anchor",
+        "--model.attention_reg=support_scaled",
+        "--model.hinge=softplus",
+        "--model.loss_weights.knowledge=10.0",
+        "--model.loss_weights.knowledge_from_epoch=0",
+        "--model.knowledge_head=linear",
+    ],
 }
 
 
@@ -213,10 +248,20 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2, help="recipes trained at once")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--output", type=Path, default=REPO / "results" / "pretrain_recipes")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="recipes.json files of earlier invocations (same corpus and steps) to add to the tables",
+    )
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(args.parallel) as pool:
         records = list(pool.map(lambda n: run_recipe(n, args), args.recipes))
+    for path in args.merge:
+        earlier = [r for r in json.loads(path.read_text()) if r["recipe"] not in args.recipes]
+        records = earlier + records
     write_tables(records, args.output)
     print((args.output / "recipes.md").read_text())
 

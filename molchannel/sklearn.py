@@ -397,7 +397,7 @@ class _FinetunedEstimator(BaseEstimator):
         lr_prompt: float = 5e-2,
         lr_head: float = 5e-4,
         head_hidden: int = 300,
-        extra_features: Sequence[str] = (),
+        extra_features: Sequence[str] = ("rdkit2d",),
         prompt_init: str = "uniform",
         valid_frac: float = 0.1,
         early_stopping: int | None = 20,
@@ -770,8 +770,9 @@ class MolChannelRegressor(RegressorMixin, _FinetunedEstimator):
         lr_prompt: learning rate of the channel prompt (the channel-mixing logits).
         lr_head: learning rate of the prediction head.
         head_hidden: hidden width of the head.
-        extra_features: molecule-level features the head reads beside the embedding, e.g.
-            ``("rdkit2d",)`` (see ``molchannel.chem.mol_features``; standardised on the training rows).
+        extra_features: molecule-level features the head reads beside the embedding (see
+            ``molchannel.chem.mol_features``; standardised on the training rows). Default
+            ``("rdkit2d",)``, as ``molchannel finetune``; ``()`` for the embedding alone.
         prompt_init: initial channel weights: ``"uniform"``, ``"rogi"`` (lowest roughness index of the
             training labels over the channel embeddings) or ``"given"`` (with
             ``config={"prompt": {"weights": [...]}}``, one logit per channel).

@@ -27,6 +27,10 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 21
 
 
 HINGES = ("relu", "softplus")
+# How the hinges of a distancing term are averaged: "all" (the reference: the mean over every pair /
+# triplet, so the term's gradient shrinks with the fraction still violated) or "active" (divided by the
+# total gradient weight of the hinges, see `reduce_hinges`, so it keeps its strength as that fraction falls).
+HINGE_REDUCTIONS = ("all", "active")
 
 
 class MarginLoss(NamedTuple):
@@ -75,6 +79,39 @@ def hinge_fn(x: Tensor, kind: str = "relu", temperature: float = 0.1) -> Tensor:
     if kind == "softplus":
         return temperature * F.softplus(x / temperature)
     raise ValueError(f"unknown hinge {kind!r}; use one of {HINGES}")
+
+
+def hinge_weight(x: Tensor, kind: str = "relu", temperature: float = 0.1) -> Tensor:
+    """The derivative of :func:`hinge_fn` at ``x``, without gradient: 0/1 (ReLU) or ``sigmoid(x / t)``."""
+    with torch.no_grad():
+        if kind == "relu":
+            return (x > 0).to(x.dtype)
+        return torch.sigmoid(x / temperature)
+
+
+def reduce_hinges(
+    args: Tensor,
+    mask: Tensor | None,
+    kind: str = "relu",
+    temperature: float = 0.1,
+    reduction: str = "all",
+) -> Tensor:
+    """Average ``hinge_fn(args)`` over the entries where ``mask`` holds (all entries when None).
+
+    ``reduction="all"`` is the plain mean (the reference). ``"active"`` divides the sum by the summed
+    hinge derivatives (at least 1) instead of by the number of entries: with the ReLU hinge, the mean over
+    the violated entries only; with softplus, its graded equivalent. The gradient is then an average of
+    the per-entry gradients weighted by how violated each is, and does not fade as most entries become
+    satisfied, which is what stops the reference's distancing losses from teaching (see docs/method.md).
+    """
+    if reduction not in HINGE_REDUCTIONS:
+        raise ValueError(f"unknown hinge reduction {reduction!r}; use one of {HINGE_REDUCTIONS}")
+    values = hinge_fn(args, kind, temperature)
+    keep = torch.ones_like(args) if mask is None else mask.to(args.dtype)
+    if reduction == "all":
+        return (values * keep).sum() / keep.sum().clamp(min=1.0)
+    weight = (hinge_weight(args, kind, temperature) * keep).sum()
+    return (values * keep).sum() / weight.clamp(min=1.0)
 
 
 def embedding_distances(z: Tensor) -> Tensor:
@@ -137,6 +174,7 @@ def adaptive_margin_loss(
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
     hinge: str = "relu",
     hinge_temperature: float = 0.1,
+    hinge_reduction: str = "all",
 ) -> MarginLoss:
     """MCD / SCD loss: adaptive-margin pair term plus the anchor triplet term.
 
@@ -153,6 +191,8 @@ def adaptive_margin_loss(
         chunk_elements: memory bound of the triplet selection, see :func:`select_triplets`.
         hinge / hinge_temperature: ``relu`` (the reference) or ``softplus`` with that temperature,
             see :func:`hinge_fn`.
+        hinge_reduction: ``all`` (the reference: mean over every pair / triplet) or ``active`` (normalised
+            by the hinges' total gradient weight), see :func:`reduce_hinges`.
 
     Pair term: mean over anchors ``i``, positives ``p`` and other anchors ``j`` with
     ``dist[i, j] > 0`` of ``relu(m * dist[i, j] + d(z_i, z_p) - d(z_i, z_j))``. Pairs with
@@ -180,7 +220,7 @@ def adaptive_margin_loss(
     off_diagonal = ~torch.eye(b, dtype=torch.bool, device=dist.device)
     pair_mask = ((dist > 0) & off_diagonal)[:, None, :].expand_as(pair_arg)
     if pair_arg.numel():
-        pair = _masked_mean(hinge_fn(pair_arg, hinge, hinge_temperature), pair_mask)
+        pair = reduce_hinges(pair_arg, pair_mask, hinge, hinge_temperature, hinge_reduction)
         pair_active = _masked_mean((pair_arg > 0).detach(), pair_mask.detach())
     else:
         pair, pair_active = _zero_like_graph(anchor_z), anchor_z.new_zeros(())
@@ -189,7 +229,7 @@ def adaptive_margin_loss(
     if triplets.gap.numel():
         i, j, k = triplets.anchor, triplets.near, triplets.far
         triplet_arg = margin * triplets.gap + d_anchor[i, j] - d_anchor[i, k]
-        triplet = hinge_fn(triplet_arg, hinge, hinge_temperature).mean()
+        triplet = reduce_hinges(triplet_arg, None, hinge, hinge_temperature, hinge_reduction)
         triplet_active = (triplet_arg > 0).detach().to(anchor_z.dtype).mean()
     else:
         triplet, triplet_active = _zero_like_graph(d_anchor), anchor_z.new_zeros(())

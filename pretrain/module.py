@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from molchannel.nn.encoder import MultiChannelEncoder, encoder_config_for
 from molchannel.pretrain.data import PretrainBatch
 from molchannel.pretrain.losses import (
+    HINGE_REDUCTIONS,
     HINGES,
     LossWeights,
     adaptive_margin_loss,
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 MOTIF_DIM = NUM_MOTIF_TARGETS  # 85 RDKit fr_* counts + QED
 MOTIF_SOURCES = ("anchor", "context_view")
 ATTENTION_REG_MODES = ("reference", "support_scaled")
+# The knowledge term's descriptor head: the reference's two-layer MLP, or one linear layer, which makes the
+# embedding itself carry the descriptors linearly (what a linear probe or a small head reads).
+KNOWLEDGE_HEADS = ("mlp", "linear")
 # loss terms whose gradient into the backbone is measured, with the weight each is added with
 _GRAD_TERMS = ("mcd", "scd", "cp_context", "cp_motif", "attn_mcd", "attn_scd", "knowledge")
 
@@ -62,6 +66,9 @@ class MCLPretrainModule(L.LightningModule):
         triplet_weight: factor on the triplet part of both distancing losses (reference 1).
         hinge / hinge_temperature: ``relu`` (reference) or ``softplus`` hinge of the distancing
             losses, see :func:`~molchannel.pretrain.losses.hinge_fn`.
+        hinge_reduction: ``all`` (reference: mean over every pair / triplet) or ``active``
+            (normalised by the violated hinges, so the term keeps teaching as most pairs become
+            satisfied), see :func:`~molchannel.pretrain.losses.reduce_hinges`.
         motif_source: graphs the motif regression reads: ``anchor`` (the reference) or
             ``context_view`` (the context-masked view; this project's first releases).
         attention_reg: ``reference`` (smooth-L1 on raw attention weights) or ``support_scaled``
@@ -69,6 +76,8 @@ class MCLPretrainModule(L.LightningModule):
             :func:`~molchannel.pretrain.losses.attention_uniform_loss`).
         knowledge_descriptors: the knowledge term also regresses the corpus's 118 normalised RDKit
             descriptors (the reference does; needs a corpus prepared with descriptors).
+        knowledge_head: the descriptor head, ``mlp`` (the reference: Linear-ReLU-Linear) or
+            ``linear`` (the embedding must hold the descriptors linearly).
         diagnostics_every_n_steps: how often the per-term backbone gradient norms are measured
             (0: never; active fractions are logged every step regardless).
         saturation_threshold: warn when a distancing loss's mean active fraction over an epoch
@@ -98,9 +107,11 @@ class MCLPretrainModule(L.LightningModule):
         triplet_weight: float = 1.0,
         hinge: str = "relu",
         hinge_temperature: float = 0.1,
+        hinge_reduction: str = "all",
         motif_source: str = "anchor",
         attention_reg: str = "reference",
         knowledge_descriptors: bool = True,
+        knowledge_head: str = "mlp",
         diagnostics_every_n_steps: int = 50,
         saturation_threshold: float = 0.05,
     ) -> None:
@@ -116,8 +127,10 @@ class MCLPretrainModule(L.LightningModule):
             raise ValueError(f"cp_channel {cp_channel!r} must be listed in the encoder's atom_channels")
         for option, value, allowed in (
             ("hinge", hinge, HINGES),
+            ("hinge_reduction", hinge_reduction, HINGE_REDUCTIONS),
             ("motif_source", motif_source, MOTIF_SOURCES),
             ("attention_reg", attention_reg, ATTENTION_REG_MODES),
+            ("knowledge_head", knowledge_head, KNOWLEDGE_HEADS),
         ):
             if value not in allowed:
                 raise ValueError(f"model.{option} must be one of {list(allowed)}, got {value!r}")
@@ -133,7 +146,9 @@ class MCLPretrainModule(L.LightningModule):
         self.knowledge_descriptor_head: nn.Module | None = None
         if self.weights.knowledge > 0:
             self.knowledge_fp_head = nn.Linear(dim, fp_bits)
-            if knowledge_descriptors:
+            if knowledge_descriptors and knowledge_head == "linear":
+                self.knowledge_descriptor_head = nn.Linear(dim, NUM_DESCRIPTORS)
+            elif knowledge_descriptors:
                 self.knowledge_descriptor_head = nn.Sequential(
                     nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, NUM_DESCRIPTORS)
                 )
@@ -176,6 +191,7 @@ class MCLPretrainModule(L.LightningModule):
             triplet_weight=hp.triplet_weight,
             hinge=hp.hinge,
             hinge_temperature=hp.hinge_temperature,
+            hinge_reduction=hp.hinge_reduction,
         )
         mcd_loss = adaptive_margin_loss(
             mcd[:b], mcd[b:].view(b, p, dim), tanimoto_distance_matrix(batch.fp), **margin_options

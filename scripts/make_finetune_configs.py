@@ -70,8 +70,9 @@ BASE_HEADER = """\
 #   molchannel finetune --config configs/finetune/base.yaml --data.path my.csv --data.targets '[y]' \\
 #       --data.task_type regression
 # Learning rates, temperature and batch size follow the MCL reference (its BBBP recipe; METHOD.md 6),
-# except lr_prompt (reference 5e-4: w stays uniform) and early_stopping (reference: null), chosen by
-# scripts/sweep_finetune_defaults.py on validation metrics (BENCHMARKS.md).
+# except lr_prompt (reference 5e-4: w stays uniform), early_stopping (reference: null), both chosen by
+# scripts/sweep_finetune_defaults.py, and extra_features (reference: []: the channel mixture alone),
+# all three on validation metrics (BENCHMARKS.md).
 """
 
 

@@ -328,7 +328,7 @@ def test_embed_does_not_import_lightning_or_deepchem() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-GOLDEN = Path(__file__).parent / "data" / "golden_v1"
+GOLDEN = Path(__file__).parent / "fixtures" / "golden_v1"
 
 
 def test_committed_v1_model_gives_golden_embeddings() -> None:

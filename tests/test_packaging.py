@@ -69,3 +69,16 @@ def test_dependency_imports_at_a_supported_version(requirement: Requirement) -> 
     assert requirement.specifier.contains(version, prereleases=True), (
         f"{requirement.name} {version} is installed, pyproject.toml asks for {requirement}"
     )
+
+
+def test_test_folders_mirror_the_package() -> None:
+    """Every test folder is named after a layer (docs/architecture.md, "Tests")."""
+    root = PYPROJECT.parent
+    layers = {p.name for p in (root / "molchannel").iterdir() if (p / "__init__.py").is_file()}
+    layers |= {name for name in ("pretrain", "finetune") if (root / name / "__init__.py").is_file()}
+    not_layers = {"fixtures", "__pycache__"}
+    folders = {p.name for p in (root / "tests").iterdir() if p.is_dir() and p.name not in not_layers}
+    assert folders, "no test folders found"
+    assert folders <= layers, f"test folders without a package layer: {sorted(folders - layers)}"
+    stray = [p for p in (root / "tests" / "fixtures").rglob("test_*.py")]
+    assert not stray, f"tests inside tests/fixtures are never meant to be there: {stray}"

@@ -1,7 +1,7 @@
 """Prediction with a fine-tuned model folder: units, alignment with invalid input, the command line.
 
 The model folders here are built directly (a tiny encoder plus a head and a recorded target
-scaler), so these tests need neither training nor benchmark data; ``tests/test_finetune.py``
+scaler), so these tests need neither training nor benchmark data; ``tests/finetune/test_finetune.py``
 checks that the model a real run exports predicts what the run reported.
 """
 

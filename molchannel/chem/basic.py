@@ -66,7 +66,7 @@ class BasicFeaturizer:
     bulk featurization, takes a shortcut for SMILES written without stereo marks, dative bonds,
     explicit hydrogen atoms or CXSMILES extensions (nearly every SMILES of a screening library):
     see :func:`_parse_plain_smiles` and :func:`_plain_graph`. Both routes give identical graphs
-    (tests/test_featurizers.py checks them against each other on real data).
+    (tests/chem/test_featurizers.py checks them against each other on real data).
     """
 
     spec = FeaturizerSpec("basic", 1)

@@ -333,10 +333,12 @@ def test_run_hash_is_pinned():
     """Benchmark records store this hash: changing what it covers reruns every published benchmark run."""
     from molchannel.finetune.config import FinetuneConfig
 
-    # the defaults before issue 11 (lr_prompt 5e-4, no early stopping): the keys added since (model.
-    # backbone_dropout, optim.weight_decay_prompt) are left out at null, so such records keep their hash
+    # the defaults before issue 11 (lr_prompt 5e-4, no early stopping, no extra features): the keys added
+    # since (model.backbone_dropout, optim.weight_decay_prompt) are left out at null, so such records keep
+    # their hash
     earlier = FinetuneConfig()
     earlier.optim.lr_prompt, earlier.optim.early_stopping = 5.0e-4, None
+    earlier.model.extra_features = []
     config = earlier.to_dict()
     assert bm.run_hash(config, "data-sha", "weights-sha") == "42758be16f6463fb"
     assert bm.run_hash(FinetuneConfig().to_dict(), "data-sha", "weights-sha") != "42758be16f6463fb"

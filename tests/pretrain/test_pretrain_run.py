@@ -21,7 +21,7 @@ import molchannel
 from molchannel.pretrain.checkpointing import AtomicCheckpointIO, load_checkpoint_safely
 from molchannel.pretrain.corpus import CorpusConfig, PretrainCorpus, prepare_corpus
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "pretrain" / "tiny.yaml"
 SAMPLE = REPO / "examples" / "zinc_sample.smi"
 

@@ -35,7 +35,7 @@ from molchannel.finetune.metrics import (
 from molchannel.finetune.module import FinetuneModule
 from molchannel.finetune.rogi import roughness_index, select_prompt_weights
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs" / "finetune"
 RUN_FILES = (
     "config.yaml",
@@ -429,8 +429,11 @@ def test_scratch_starts_from_random_weights(tiny_model: Path) -> None:
     from molchannel.finetune.run import _initial_net
 
     base = molchannel.load(tiny_model)
-    pretrained = _initial_net(base, FinetuneConfig.from_dict({"model": {"pretrained": str(tiny_model)}}), 1)
-    scratch = _initial_net(base, FinetuneConfig.from_dict({"model": {"scratch": True}}), 1)
+    pretrained = _initial_net(
+        base, FinetuneConfig.from_dict({"model": {"pretrained": str(tiny_model), "extra_features": []}}), 1
+    )
+    scratch_config = FinetuneConfig.from_dict({"model": {"scratch": True, "extra_features": []}})
+    scratch = _initial_net(base, scratch_config, 1)
     reference = base.net.encoder.state_dict()
     assert all(torch.equal(pretrained.encoder.state_dict()[k], v) for k, v in reference.items())
     matrices = [

@@ -22,7 +22,7 @@ from molchannel.cli.main import main, run_command
 # Lightning gives its loggers a handler on the sys.stderr of the moment it is imported: imported here, that
 # is pytest's session stream, not the capsys stream of one test, closed (a logging error) in the next.
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PLACES = {
     "tiny": REPO / "configs" / "pretrain" / "tiny.yaml",
     "bbbp": REPO / "configs" / "finetune" / "bbbp.yaml",

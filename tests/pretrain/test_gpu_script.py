@@ -15,7 +15,7 @@ import pytest
 import molchannel
 from molchannel.pretrain.leakage import read_heldout_keys, write_heldout_keys
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "gpu_pretrain.sh"
 
 

@@ -106,8 +106,10 @@ def test_prompt_weight_decay_and_backbone_dropout_options() -> None:
     from molchannel.finetune.run import _initial_net
 
     base = init_model({"num_layers": 1, "hidden_dim": 16, "aggregator_heads": 1, "dropout": 0.05}, seed=0)
-    kept = _initial_net(base, FinetuneConfig(), 1)
-    changed = _initial_net(base, FinetuneConfig.from_dict({"model": {"backbone_dropout": 0.3}}), 1)
+    no_features = {"extra_features": []}  # the network alone: no molecule features to fit a scaler on
+    kept = _initial_net(base, FinetuneConfig.from_dict({"model": no_features}), 1)
+    dropout_config = FinetuneConfig.from_dict({"model": {"backbone_dropout": 0.3, **no_features}})
+    changed = _initial_net(base, dropout_config, 1)
     assert kept.config.encoder.dropout == 0.05 and changed.config.encoder.dropout == 0.3
     assert changed.encoder.backbone.dropout == 0.3
     weights = kept.encoder.state_dict()

@@ -32,7 +32,7 @@ from molchannel.finetune import run_finetune
 from molchannel.model_folder import ModelFolderError
 from molchannel.nn.model import FeatureScaler, HeadConfig
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_generators_compute_what_their_names_say() -> None:

@@ -25,7 +25,7 @@ from molchannel.nn import (
 from molchannel.nn.encoder import BACKBONES, FEATURIZER_OF_BACKBONE, BackboneEntry, register_backbone
 from molchannel.nn.gin import BondGINConv, bond_neighbourhood
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "model"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "model"
 SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C[C@H](N)C(=O)O", "O=C=O", "C", "CCN(CC)CC", "c1ccncc1"]
 BIG = "CC(C)Cc1ccc(cc1)[C@@H](C)C(=O)OCCOc1ccc2ccccc2c1"  # larger than all of SMILES: forces more padding
 ATOM_DIM, BOND_DIM, PE_DIM = 17, 5, 4  # small rich-like dims keep the tests fast

@@ -16,7 +16,7 @@ from molchannel.data import MoleculeTable
 from molchannel.finetune import probe, probe_report
 
 TINY = {"num_layers": 2, "hidden_dim": 16, "aggregator_heads": 2}
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "zinc_logp.csv"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "zinc_logp.csv"
 
 
 # ---- the linear models --------------------------------------------------------------------------

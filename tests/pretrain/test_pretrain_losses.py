@@ -13,8 +13,10 @@ from molchannel.pretrain.losses import (
     adaptive_margin_loss,
     attention_uniform_loss,
     context_loss,
+    hinge_fn,
     knowledge_loss,
     motif_loss,
+    reduce_hinges,
     select_triplets,
 )
 
@@ -63,6 +65,57 @@ def test_margin_loss_hand_computed_on_three_anchors() -> None:
     # embeddings are L2-normalised inside: scaling them changes nothing
     scaled = adaptive_margin_loss(3 * anchors, 0.5 * positives, dist)
     assert scaled.total.item() == pytest.approx(out.total.item(), abs=1e-6)
+
+
+def test_active_reduction_averages_over_the_violated_hinges_only() -> None:
+    anchors, positives, dist = _three_anchors()
+    out = adaptive_margin_loss(anchors, positives, dist, hinge_reduction="active")
+    # two of the four pair hinges and two of the three triplets are violated (see PAIR / TRIPLET)
+    assert out.pair.item() == pytest.approx((0.4 + (SQRT2 - 1.2)) / 2, abs=1e-6)
+    assert out.triplet.item() == pytest.approx((0.4 + TRIPLET_210) / 2, abs=1e-6)
+    assert out.pair_active.item() == pytest.approx(0.5) and out.triplet_active.item() == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="hinge reduction"):
+        adaptive_margin_loss(anchors, positives, dist, hinge_reduction="max")
+
+
+@pytest.mark.parametrize("hinge", ["relu", "softplus"])
+def test_active_reduction_keeps_the_gradient_as_hinges_become_satisfied(hinge: str) -> None:
+    """The reference mean's gradient shrinks with the violated fraction; the active one does not."""
+    gen = torch.Generator().manual_seed(0)
+    b, d = 32, 16
+    dist = torch.rand(b, b, generator=gen) * 0.5 + 0.5
+    dist = (dist + dist.T) / 2
+    anchors = torch.randn(b, d, generator=gen)
+    norms = {}
+    for spread in (0.5, 2.0):  # positives close to their anchors (few violations) or far (many)
+        for reduction in ("all", "active"):
+            z = anchors.clone().requires_grad_(True)
+            positives = z[:, None, :] + spread * torch.randn(b, 2, d, generator=gen)
+            out = adaptive_margin_loss(
+                z, positives, dist, triplet_weight=0.0, hinge=hinge, hinge_reduction=reduction
+            )
+            (grad,) = torch.autograd.grad(out.total, z)
+            norms[spread, reduction] = (grad.norm().item(), out.pair_active.item())
+    few, many = norms[0.5, "all"][1], norms[2.0, "all"][1]
+    assert few < 0.5 * many  # the setting does what it should
+    fade_all = norms[0.5, "all"][0] / norms[2.0, "all"][0]
+    fade_active = norms[0.5, "active"][0] / norms[2.0, "active"][0]
+    assert fade_active > 2 * fade_all
+
+
+def test_reduce_hinges_matches_its_definition() -> None:
+    gen = torch.Generator().manual_seed(1)
+    args = torch.randn(50, generator=gen)
+    mask = torch.rand(50, generator=gen) > 0.3
+    kept = args[mask]
+    assert reduce_hinges(args, mask).item() == pytest.approx(torch.relu(kept).mean().item(), rel=1e-6)
+    relu_active = torch.relu(kept).sum() / (kept > 0).sum()
+    assert reduce_hinges(args, mask, reduction="active").item() == pytest.approx(relu_active.item(), rel=1e-6)
+    soft = hinge_fn(kept, "softplus", 0.2).sum() / torch.sigmoid(kept / 0.2).sum().clamp(min=1.0)
+    got = reduce_hinges(args, mask, "softplus", 0.2, "active")
+    assert got.item() == pytest.approx(soft.item(), rel=1e-6)
+    # nothing violated: 0, not a division by zero
+    assert reduce_hinges(-args.abs() - 1, None, reduction="active").item() == 0.0
 
 
 def test_triplet_term_respects_gap_and_cap() -> None:

@@ -13,7 +13,7 @@ from molchannel.pretrain.data import EpochShuffleSampler, ViewDataset, collate_v
 from molchannel.pretrain.module import MCLPretrainModule
 from molchannel.pretrain.targets import NUM_DESCRIPTORS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "examples" / "zinc_sample.smi"
 ENCODER = {"backbone": "gin", "num_layers": 2, "hidden_dim": 32, "aggregator_heads": 4}
 
@@ -134,6 +134,31 @@ def test_knowledge_term_starts_at_its_epoch_and_trains_both_heads(corpus: Pretra
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
     off = _module(corpus, loss_weights={"knowledge": 0.0})
     assert off.knowledge_fp_head is None and "knowledge" not in off.losses(batch)
+
+
+def test_linear_knowledge_head_reads_descriptors_straight_off_the_mixture(corpus: PretrainCorpus) -> None:
+    _, batch = _batch(corpus, n=6)
+    weights = {"knowledge": 1.0, "knowledge_from_epoch": 0}
+    module = _module(corpus, loss_weights=weights, knowledge_head="linear")
+    assert isinstance(module.knowledge_descriptor_head, torch.nn.Linear)
+    module.losses(batch)["knowledge_descriptors"].backward()
+    assert module.knowledge_descriptor_head.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="mlp"):
+        _module(corpus, loss_weights={"knowledge": 1.0}, knowledge_head="deep")
+
+
+def test_active_hinge_reduction_reaches_the_distancing_losses(corpus: PretrainCorpus) -> None:
+    _, batch = _batch(corpus)
+    plain = _module(corpus)
+    active = _module(corpus, hinge_reduction="active")
+    active.load_state_dict(plain.state_dict())
+    plain_terms, active_terms = plain.losses(batch), active.losses(batch)
+    for name in ("mcd", "scd"):
+        fraction = float(plain_terms[f"diag/{name}_pair_active"])
+        assert 0 < fraction < 1
+        assert float(active_terms[name]) > float(plain_terms[name])  # divided by fewer than all pairs
+    with pytest.raises(ValueError, match="active"):
+        _module(corpus, hinge_reduction="sum")
 
 
 def test_knowledge_without_descriptors_trains_the_fingerprint_and_warns(
