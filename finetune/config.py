@@ -91,6 +91,9 @@ class ModelConfig:
             standardised with the training rows' statistics, which the model folder keeps.
             Default [rdkit2d]: better on the validation split of all five datasets measured
             (BENCHMARKS.md); [] is the MCL reference (the channel mixture alone).
+        variance_head: regression only: the head also predicts a variance per task and trains on
+            the Gaussian negative log-likelihood instead of the squared error (a mean-variance
+            head); ``predict(return_std=True)`` then gives the predicted spread.
     """
 
     pretrained: str = "default"
@@ -100,6 +103,7 @@ class ModelConfig:
     dropout: float = 0.0
     backbone_dropout: float | None = None
     extra_features: list[str] = field(default_factory=lambda: ["rdkit2d"])
+    variance_head: bool = False
 
     def __post_init__(self) -> None:
         self.extra_features = check_mol_features(self.extra_features)
@@ -416,6 +420,8 @@ def comparable_config(config: dict[str, Any] | FinetuneConfig) -> dict[str, Any]
             out[section].pop(key, None)
     if not out["model"].get("extra_features"):  # added later; [] is what a config without it did
         out["model"].pop("extra_features", None)
+    if not out["model"].get("variance_head"):  # added later; false is what a config without it did
+        out["model"].pop("variance_head", None)
     return out
 
 

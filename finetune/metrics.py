@@ -33,6 +33,16 @@ def masked_mse_loss(outputs: Tensor, targets: Tensor) -> Tensor:
     return ((outputs - torch.nan_to_num(targets)) ** 2)[mask].mean()
 
 
+def masked_gaussian_nll(outputs: Tensor, variance: Tensor, targets: Tensor) -> Tensor:
+    """Gaussian negative log-likelihood ``0.5 * (log var + (y - mu)^2 / var)`` (the constant left out),
+    averaged over the labelled entries (``targets`` NaN = missing)."""
+    mask = ~torch.isnan(targets)
+    if not mask.any():
+        return (outputs.sum() + variance.sum()) * 0.0
+    per_entry = 0.5 * (variance.log() + (outputs - torch.nan_to_num(targets)) ** 2 / variance)
+    return per_entry[mask].mean()
+
+
 def roc_auc_per_task(targets: np.ndarray, scores: np.ndarray) -> list[float | None]:
     """ROC-AUC of each task over its labelled rows; ``None`` where the split lacks a class."""
     from sklearn.metrics import roc_auc_score

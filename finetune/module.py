@@ -23,9 +23,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from molchannel.api import head_predictions
+from molchannel.api import head_predictions, split_head_outputs
 from molchannel.finetune.config import OptimConfig
-from molchannel.finetune.metrics import TargetScaler, is_better, masked_bce_loss, masked_mse_loss, score
+from molchannel.finetune.metrics import (
+    TargetScaler,
+    is_better,
+    masked_bce_loss,
+    masked_gaussian_nll,
+    masked_mse_loss,
+    score,
+)
 from molchannel.nn.model import MolChannelNet, NetConfig
 
 GROUPS = ("backbone", "prompt", "head")
@@ -114,7 +121,11 @@ class FinetuneModule(L.LightningModule):
     # ---- steps -------------------------------------------------------------------------------
     def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         if self.scaler is not None:
-            return masked_mse_loss(outputs, self.scaler.transform(targets))
+            means, variance = split_head_outputs(outputs, self.head_config)
+            scaled = self.scaler.transform(targets)
+            if variance is not None:
+                return masked_gaussian_nll(means, variance, scaled)
+            return masked_mse_loss(means, scaled)
         return masked_bce_loss(outputs, targets)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:

@@ -133,7 +133,7 @@ def run_finetune(
         log.warning("model %s is not pre-trained: fine-tuning starts from random encoder weights",
                     cfg.model.pretrained)  # fmt: skip
     store = load_or_build_graphs(table, base.featurizer, graph_cache_dir(cfg.data), progress=not quiet)
-    head = _head_section(table, split)
+    head = _head_section(table, split, cfg.model.variance_head)
     features = _molecule_features(table, cfg, quiet)
     net = _initial_net(base, cfg, len(table.target_names), features, split.train)
 
@@ -198,19 +198,28 @@ def _prepare_run_dir(run_dir: Path, cfg: FinetuneConfig, resume: bool, last: Pat
     write_text_atomic(config_file, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
-def _head_section(table: MoleculeTable, split: Split) -> dict[str, Any]:
-    """The model folder's ``head``: tasks, task type, metric and the training rows' target scaler."""
+def _head_section(table: MoleculeTable, split: Split, variance: bool = False) -> dict[str, Any]:
+    """The model folder's ``head``: tasks, task type, metric and the training rows' target scaler (and
+    ``variance: true`` for a mean-variance head)."""
+    if variance and table.task_type != "regression":
+        raise ValueError(
+            f"model.variance_head is for regression tasks; {table.name} is {table.task_type}. Remove "
+            "--model.variance_head (classification probabilities are calibrated by the ensemble's members)"
+        )
     mean = std = None
     if table.task_type == "regression":
         scaler = TargetScaler.fit(table.targets[split.train])
         mean, std = scaler.mean, scaler.std
-    return {
+    section: dict[str, Any] = {
         "tasks": list(table.target_names),
         "task_type": table.task_type,
         "metric": table.metric,
         "target_mean": mean,
         "target_std": std,
     }
+    if variance:
+        section["variance"] = True
+    return section
 
 
 def _molecule_features(table: MoleculeTable, cfg: FinetuneConfig, quiet: bool) -> np.ndarray | None:
@@ -252,6 +261,7 @@ def _initial_net(
         dropout=cfg.model.dropout,
         extra_features=extra,
         extra_dim=mol_features_dim(extra),
+        variance=cfg.model.variance_head,
     )
     net = MolChannelNet(NetConfig(encoder=encoder, tau=cfg.model.tau, head=head))
     if not cfg.model.scratch:

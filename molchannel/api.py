@@ -378,6 +378,7 @@ class MolChannelModel:
         on_invalid: OnInvalid = ...,
         progress: bool = ...,
         return_report: Literal[False] = ...,
+        return_std: Literal[False] = ...,
     ) -> np.ndarray: ...
 
     @overload
@@ -390,6 +391,7 @@ class MolChannelModel:
         progress: bool = ...,
         *,
         return_report: Literal[True],
+        return_std: Literal[False] = ...,
     ) -> tuple[np.ndarray, EmbedReport]: ...
 
     @overload
@@ -400,8 +402,35 @@ class MolChannelModel:
         device: str | torch.device | None = ...,
         on_invalid: OnInvalid = ...,
         progress: bool = ...,
+        return_report: Literal[False] = ...,
+        *,
+        return_std: Literal[True],
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    @overload
+    def predict(
+        self,
+        smiles: str | Iterable[object],
+        batch_size: int = ...,
+        device: str | torch.device | None = ...,
+        on_invalid: OnInvalid = ...,
+        progress: bool = ...,
+        *,
+        return_report: Literal[True],
+        return_std: Literal[True],
+    ) -> tuple[np.ndarray, np.ndarray, EmbedReport]: ...
+
+    @overload
+    def predict(
+        self,
+        smiles: str | Iterable[object],
+        batch_size: int = ...,
+        device: str | torch.device | None = ...,
+        on_invalid: OnInvalid = ...,
+        progress: bool = ...,
         return_report: bool = ...,
-    ) -> np.ndarray | tuple[np.ndarray, EmbedReport]: ...
+        return_std: bool = ...,
+    ) -> Any: ...
 
     def predict(
         self,
@@ -411,13 +440,15 @@ class MolChannelModel:
         on_invalid: OnInvalid = "raise",
         progress: bool = False,
         return_report: bool = False,
-    ) -> np.ndarray | tuple[np.ndarray, EmbedReport]:
+        return_std: bool = False,
+    ) -> Any:
         """Predict the properties of a fine-tuned model: float32 ``[N, T]`` (tasks in :attr:`tasks` order).
 
         Classification tasks give probabilities, regression tasks values in the original units
         (the saved target scaler is undone). ``batch_size``, ``device`` (for this call only),
         ``on_invalid``, ``progress`` and ``return_report`` work as in :meth:`embed`; a single
-        SMILES gives ``[T]``.
+        SMILES gives ``[T]``. ``return_std`` (models fine-tuned with ``--model.variance_head true``)
+        also returns the predicted standard deviation, ``(mean, std)``, in the targets' units.
         """
         head = self.config.get("head")
         if self.net.head is None or not head:
@@ -427,17 +458,42 @@ class MolChannelModel:
                 "data with `molchannel finetune` (see README, 'Fine-tune on your own data') and predict with "
                 "the model/ folder of that run."
             )
-        return self._map_batches(
-            smiles,
-            lambda batch: head_predictions(self.net(batch), head).float().cpu().numpy(),
-            (len(self.tasks),),
-            batch_size,
-            device,
-            on_invalid,
-            progress,
-            return_report,
-            "predicting",
+        t = len(self.tasks)
+        if not return_std:
+            return self._map_batches(
+                smiles,
+                lambda batch: head_predictions(self.net(batch), head).float().cpu().numpy(),
+                (t,),
+                batch_size,
+                device,
+                on_invalid,
+                progress,
+                return_report,
+                "predicting",
+            )
+        if not self.has_variance_head:
+            raise ValueError(
+                "return_std needs a model with a predicted spread: fine-tune with "
+                "`--model.variance_head true` (regression), or fine-tune an ensemble (`--ensemble-size N`) "
+                "and load it with molchannel.load_ensemble"
+            )
+
+        def with_std(batch: Any) -> np.ndarray:
+            mean, std = head_predictions_with_std(self.net(batch), head)
+            assert std is not None
+            return torch.cat([mean, std], dim=-1).float().cpu().numpy()
+
+        out, report = self._map_batches(
+            smiles, with_std, (2 * t,), batch_size, device, on_invalid, progress, True, "predicting"
         )
+        result = (out[..., :t], out[..., t:])
+        return (*result, report) if return_report else result
+
+    @property
+    def has_variance_head(self) -> bool:
+        """True for a regression model fine-tuned with a mean-variance head (``predict(return_std=True)``)."""
+        head = self.config.get("head") or {}
+        return bool(head.get("variance"))
 
     @overload
     def embed_atoms(
@@ -553,21 +609,51 @@ def _as_items(smiles: object) -> tuple[bool, Sequence[object]]:
     return False, smiles if isinstance(smiles, Sequence) else list(smiles)
 
 
+# Smallest predicted variance of a mean-variance head, in standardised target units (keeps the
+# Gaussian likelihood finite).
+MIN_VARIANCE = 1e-6
+
+
+def split_head_outputs(
+    outputs: torch.Tensor, head: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Head outputs -> ``(outputs [B, T], variance [B, T] or None)``.
+
+    A mean-variance head (``head["variance"]``) gives ``[B, 2T]``: the standardised means, then raw
+    values that ``softplus(.) + MIN_VARIANCE`` turns into variances in standardised units.
+    """
+    if not head.get("variance"):
+        return outputs, None
+    t = outputs.shape[-1] // 2
+    return outputs[..., :t], torch.nn.functional.softplus(outputs[..., t:]) + MIN_VARIANCE
+
+
 def head_predictions(outputs: torch.Tensor, head: dict[str, Any]) -> torch.Tensor:
     """Head outputs ``[B, T]`` -> predictions: probabilities (classification) or original units.
 
     ``head`` is the ``config["head"]`` of a model folder: regression outputs are standardised
     targets, turned back with ``target_mean`` / ``target_std`` when they are recorded.
     """
+    return head_predictions_with_std(outputs, head)[0]
+
+
+def head_predictions_with_std(
+    outputs: torch.Tensor, head: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """As :func:`head_predictions`, plus the predicted standard deviation in original units for a
+    mean-variance head (None for other heads)."""
     task_type = head.get("task_type")
     if task_type == "classification":
-        return torch.sigmoid(outputs)
+        return torch.sigmoid(outputs), None
     if task_type != "regression":
         raise ValueError(f"head task_type must be 'classification' or 'regression', got {task_type!r}")
-    mean, std = head.get("target_mean"), head.get("target_std")
-    if mean is None or std is None:
-        return outputs
-    return outputs * outputs.new_tensor(std) + outputs.new_tensor(mean)
+    outputs, variance = split_head_outputs(outputs, head)
+    std = None if variance is None else variance.sqrt()
+    mean, scale = head.get("target_mean"), head.get("target_std")
+    if mean is None or scale is None:
+        return outputs, std
+    scale_t = outputs.new_tensor(scale)
+    return outputs * scale_t + outputs.new_tensor(mean), None if std is None else std * scale_t
 
 
 def build_model_config(
@@ -656,6 +742,10 @@ def _check_head(config: dict[str, Any], net: MolChannelNet) -> None:
     for key in ("target_mean", "target_std"):
         if head.get(key) is not None and len(head[key]) != n:
             raise ValueError(f"head {key} has {len(head[key])} values for {n} tasks")
+    if bool(head.get("variance")) != net_head.variance:
+        raise ValueError("config 'head' and network.head disagree on whether the head predicts a variance")
+    if net_head.variance and head.get("task_type") != "regression":
+        raise ValueError("a mean-variance head is for regression tasks only")
 
 
 def _check_options(on_invalid: str, batch_size: int) -> None:
@@ -703,6 +793,8 @@ __all__ = [
     "MolChannelModel",
     "build_model_config",
     "head_predictions",
+    "head_predictions_with_std",
+    "split_head_outputs",
     "init_model",
     "load",
     "load_single",

@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from molchannel.api import EmbedReport, MolChannelModel, head_predictions, load_single, resolve_model_path
+from molchannel.api import (
+    EmbedReport,
+    MolChannelModel,
+    head_predictions_with_std,
+    load_single,
+    resolve_model_path,
+)
 from molchannel.atomic import write_text_atomic
 from molchannel.chem.smiles import OnInvalid
 from molchannel.model_folder import ModelFolderError
@@ -39,7 +45,10 @@ ENSEMBLE_FORMAT = 1
 def _signature(model: MolChannelModel) -> tuple[Any, ...]:
     """What members must share to be averaged."""
     head = model.config.get("head") or {}
-    return (model.tasks, model.featurizer.spec.key(), model.net.extra_features, head.get("task_type"))
+    return (
+        model.tasks, model.featurizer.spec.key(), model.net.extra_features, head.get("task_type"),
+        bool(head.get("variance")),
+    )  # fmt: skip
 
 
 def is_ensemble_folder(path: str | os.PathLike[str]) -> bool:
@@ -108,7 +117,9 @@ class EnsembleModel:
         return_report: bool = False,
     ) -> Any:
         """Mean prediction over members, ``[N, T]`` (``[T]`` for one SMILES); with ``return_std`` also the
-        spread ``(mean, std)``; with ``return_report`` the :class:`~molchannel.api.EmbedReport` last.
+        spread ``(mean, std)``; with ``return_report`` the :class:`~molchannel.api.EmbedReport` last. The
+        spread is the members' standard deviation; for members with a mean-variance head, the square root of
+        the variance of their means plus the mean of their predicted variances (a Gaussian mixture's).
         Other arguments as :meth:`MolChannelModel.predict`."""
         first = self.members[0]
         heads = [m.config["head"] for m in self.members]
@@ -119,10 +130,13 @@ class EnsembleModel:
             net.to(target)
 
         def both(batch: Any) -> np.ndarray:
-            preds = torch.stack(
-                [head_predictions(net(batch), head).float() for net, head in zip(nets, heads, strict=True)]
-            )
-            return torch.cat([preds.mean(0), preds.std(0, unbiased=False)], dim=-1).cpu().numpy()
+            outputs = [head_predictions_with_std(net(batch), h) for net, h in zip(nets, heads, strict=True)]
+            preds = torch.stack([mean.float() for mean, _ in outputs])
+            variance = preds.var(0, unbiased=False)
+            own = [std.float() ** 2 for _, std in outputs if std is not None]
+            if own:  # mean-variance members: their predicted variances add to the spread of their means
+                variance = variance + torch.stack(own).mean(0)
+            return torch.cat([preds.mean(0), variance.sqrt()], dim=-1).cpu().numpy()
 
         try:
             out, report = first._map_batches(

@@ -338,8 +338,8 @@ class MCLPretrainModule(L.LightningModule):
             if values and mean < threshold and self.global_rank == 0:
                 log.warning(
                     "epoch %d: only %.1f%% of %s hinges are active (threshold %.0f%%): this distancing loss "
-                    "has almost stopped teaching. Consider a larger model.margin, model.hinge softplus or "
-                    "a higher model.triplet_weight",
+                    "has almost stopped teaching. Consider model.hinge_reduction active (keeps the gradient "
+                    "of the violated hinges), a larger model.margin or model.hinge softplus",
                     self.current_epoch,
                     100 * mean,
                     name.replace("_active", "").replace("_", " "),

@@ -2,8 +2,8 @@
 
 Input: .smi/.txt (one SMILES per line) or .csv/.tsv with a SMILES column, optionally gzipped.
 Output: .csv (or .tsv) with the input columns, one column per task (probabilities for
-classification, original units for regression; an ensemble adds ``<task>_std``, the spread over its
-members) and a ``valid`` column. Rows line up with the
+classification, original units for regression; an ensemble or a mean-variance model adds
+``<task>_std``, the predicted spread) and a ``valid`` column. Rows line up with the
 input; invalid molecules get empty predictions (or are dropped with --on-invalid skip) and are
 listed in OUT.invalid.csv (``out.csv`` -> ``out.invalid.csv``).
 
@@ -54,11 +54,12 @@ def run(args: argparse.Namespace) -> int:
             "`molchannel finetune` and pass the run's model/ folder (or use `molchannel embed`)."
         )
 
-    ensemble = isinstance(model, EnsembleModel)
+    # an ensemble, or a model with a mean-variance head, adds a predicted spread per task
+    with_std = isinstance(model, EnsembleModel) or model.has_variance_head
     t = len(model.tasks)
 
     def predict_chunk(chunk: list[str], policy: str) -> Any:
-        if not ensemble:
+        if not with_std:
             return model.predict(chunk, batch_size=args.batch_size, on_invalid=policy, return_report=True)
         mean, std, report = model.predict(
             chunk, batch_size=args.batch_size, on_invalid=policy, return_std=True, return_report=True
@@ -66,15 +67,14 @@ def run(args: argparse.Namespace) -> int:
         return np.concatenate([mean, std], axis=-1), report
 
     start = time.perf_counter()
-    width = 2 * t if ensemble else t
+    width = 2 * t if with_std else t
     predictions, kept, invalid = map_in_chunks(
         predict_chunk, table.smiles, (width,), args.on_invalid, args.quiet, "predicting"
     )
     elapsed = time.perf_counter() - start
     n = len(table)
     rows = kept if args.on_invalid == "skip" else list(range(n))
-    # an ensemble adds the spread over its members: one <task>_std column per task
-    names = [*model.tasks, *[f"{task}_std" for task in model.tasks]] if ensemble else model.tasks
+    names = [*model.tasks, *[f"{task}_std" for task in model.tasks]] if with_std else model.tasks
     write_text_atomic(out, _table_text(table, names, predictions, rows, set(kept), delimiter))
     report_invalid(out, invalid, n)
     log.info("predicted %d molecules in %.1f s -> %s", n - len(invalid), elapsed, out)

@@ -24,6 +24,8 @@ class HeadConfig:
     ``extra_features`` names molecule-level feature generators
     (:mod:`molchannel.chem.mol_features`); their ``extra_dim`` = F standardised values are
     concatenated with the channel mixture before the head (F = 0: the mixture alone).
+    ``variance`` (regression): a mean-variance head, whose last layer gives ``2 * num_tasks``
+    outputs, the means then the raw variances (:func:`molchannel.api.split_head_outputs`).
     """
 
     num_tasks: int
@@ -31,6 +33,11 @@ class HeadConfig:
     dropout: float = 0.0
     extra_features: list[str] = field(default_factory=list)
     extra_dim: int = 0
+    variance: bool = False
+
+    @property
+    def output_dim(self) -> int:
+        return self.num_tasks * (2 if self.variance else 1)
 
     def __post_init__(self) -> None:
         self.extra_features = list(self.extra_features)
@@ -150,7 +157,7 @@ class MolChannelNet(nn.Module):
                 nn.Linear(dim, config.head.hidden_dim),
                 nn.ReLU(),
                 nn.Dropout(config.head.dropout),
-                nn.Linear(config.head.hidden_dim, config.head.num_tasks),
+                nn.Linear(config.head.hidden_dim, config.head.output_dim),
             )
 
     @property
@@ -170,7 +177,7 @@ class MolChannelNet(nn.Module):
         return [] if self.config.head is None else list(self.config.head.extra_features)
 
     def forward(self, batch: Any) -> Tensor:
-        """Mixed embedding [B, D], or head outputs [B, T] when the net has a head."""
+        """Mixed embedding [B, D], or head outputs [B, T] ([B, 2T] for a mean-variance head)."""
         mixed = self.mixing(self.stack(self.encode(batch)))
         if self.head is None:
             return mixed
