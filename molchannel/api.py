@@ -430,7 +430,12 @@ class MolChannelModel:
         progress: bool = ...,
         return_report: bool = ...,
         return_std: bool = ...,
-    ) -> Any: ...
+    ) -> (
+        np.ndarray
+        | tuple[np.ndarray, EmbedReport]
+        | tuple[np.ndarray, np.ndarray]
+        | tuple[np.ndarray, np.ndarray, EmbedReport]
+    ): ...
 
     def predict(
         self,

@@ -205,11 +205,16 @@ def test_cuda_for_one_call_leaves_a_trainable_cpu_model() -> None:
 
 
 def test_inference_methods_have_typed_overloads() -> None:
-    for name, n in (("embed", 3), ("predict", 3), ("embed_atoms", 3)):
+    for name, n in (("embed", 3), ("predict", 5), ("embed_atoms", 3)):
         overloads = get_overloads(getattr(MolChannelModel, name))
         assert len(overloads) == n, name
         hints = [get_type_hints(o, vars(molchannel.api)) for o in overloads]
-        assert [h["return_report"] for h in hints] == [Literal[False], Literal[True], bool], name
+        reports = [h["return_report"] for h in hints]
+        if name == "predict":  # return_std doubles the combinations
+            assert reports == [Literal[False], Literal[True], Literal[False], Literal[True], bool]
+            assert [h["return_std"] for h in hints] == [Literal[False]] * 2 + [Literal[True]] * 2 + [bool]
+        else:
+            assert reports == [Literal[False], Literal[True], bool], name
         assert all(h["on_invalid"] == OnInvalid for h in hints), name
     returns = [
         get_type_hints(o, vars(molchannel.api))["return"] for o in get_overloads(MolChannelModel.embed)
@@ -227,6 +232,8 @@ reveal_type(model.embed(["CCO"], return_report=True))
 reveal_type(model.embed(["CCO"], return_report=flag))
 reveal_type(model.predict("CCO", on_invalid="nan"))
 reveal_type(model.predict("CCO", return_report=True))
+reveal_type(model.predict("CCO", return_std=True))
+reveal_type(model.predict("CCO", return_std=True, return_report=True))
 reveal_type(model.embed_atoms(["CCO"]))
 reveal_type(model.embed_atoms(["CCO"], return_report=True))
 model.embed(["CCO"], on_invalid="drop")
@@ -264,6 +271,8 @@ def test_mypy_reads_the_overloads(tmp_path: Path) -> None:
         "ndarray | tuple[ndarray, molchannel.api.EmbedReport]",
         "ndarray",
         "tuple[ndarray, molchannel.api.EmbedReport]",
+        "tuple[ndarray, ndarray]",
+        "tuple[ndarray, ndarray, molchannel.api.EmbedReport]",
         atoms,
         f"tuple[{atoms}, molchannel.api.EmbedReport]",
     ], stdout

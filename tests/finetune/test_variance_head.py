@@ -97,7 +97,8 @@ def test_return_std_without_a_spread_and_classification_variance_are_refused(
     with pytest.raises(ValueError, match="variance_head true"):
         without.predict(["CCO"], return_std=True)
     data = tmp_path / "cls.csv"
-    rows = list(csv.DictReader(open(LOGP, newline="")))[:60]
+    with open(LOGP, newline="") as fh:
+        rows = list(csv.DictReader(fh))[:60]
     with open(data, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["smiles", "active"])
@@ -105,7 +106,8 @@ def test_return_std_without_a_spread_and_classification_variance_are_refused(
             writer.writerow([r["smiles"], int(float(r["logp"]) > 2.5)])
     config = {
         "data": {"path": str(data), "targets": ["active"], "task_type": "classification"},
-        "model": {"pretrained": str(plain.save(tmp_path / "plain")), "variance_head": True, "extra_features": []},
+        "model": {"pretrained": str(plain.save(tmp_path / "plain")), "variance_head": True,
+                  "extra_features": []},
     }
     with pytest.raises(ValueError, match="variance_head"):
         run_finetune(config, tmp_path / "cls-run", quiet=True)
