@@ -141,6 +141,7 @@ def run_recipe(name: str, args: argparse.Namespace) -> dict:
                     f"--trainer.max_steps={args.steps}",
                     "--trainer.max_epochs=-1",
                     f"--trainer.val_check_interval={args.steps // 2}",
+                    "--trainer.check_val_every_n_epoch=null",  # the interval counts steps across epochs
                     f"--trainer.default_root_dir={out}",
                     f"--trainer.logger.init_args.save_dir={out}",
                     "--quiet",

@@ -829,14 +829,33 @@ class MolChannelRegressor(RegressorMixin, _FinetunedEstimator):
         tasks = ["y"] if one_d else [f"y_{t}" for t in range(targets.shape[1])]
         return targets, tasks, {"n_outputs_": targets.shape[1], "_y_1d": one_d}
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any, return_std: bool = False) -> Any:
         """Predicted values, ``[N]`` for a 1-D ``y`` in ``fit``, else ``[N, T]``.
 
         Args:
             X: SMILES (1-D sequence or one column).
+            return_std: also return the predicted standard deviation, ``(mean, std)`` (as scikit-learn's
+                ``GaussianProcessRegressor``); needs a mean-variance head, fitted with
+                ``config={"model": {"variance_head": True}}``.
         """
-        out = self._predict_raw(X, "predict")
-        return out[:, 0] if self._y_1d else out
+        if not return_std:
+            out = self._predict_raw(X, "predict")
+            return out[:, 0] if self._y_1d else out
+        check_is_fitted(self)
+        if not self.model_.has_variance_head:
+            raise ValueError(
+                "return_std needs a mean-variance head: fit with config={'model': {'variance_head': True}}"
+            )
+        _check_choice(self.on_invalid, "on_invalid", ON_INVALID)
+        smiles, _ = _smiles_input(X, f"{type(self).__name__}.predict")
+        mean, std = self.model_.predict(
+            smiles,
+            batch_size=int(self.batch_size),
+            device=_load_device(self.device),
+            on_invalid=cast(OnInvalid, self.on_invalid),
+            return_std=True,
+        )
+        return (mean[:, 0], std[:, 0]) if self._y_1d else (mean, std)
 
 
 class MolChannelClassifier(ClassifierMixin, _FinetunedEstimator):

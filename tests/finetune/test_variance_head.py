@@ -111,3 +111,20 @@ def test_return_std_without_a_spread_and_classification_variance_are_refused(
     }
     with pytest.raises(ValueError, match="variance_head"):
         run_finetune(config, tmp_path / "cls-run", quiet=True)
+
+
+def test_sklearn_regressor_returns_the_predicted_std(tmp_path: Path) -> None:
+    from molchannel.sklearn import MolChannelRegressor
+
+    with open(LOGP, newline="") as fh:
+        rows = list(csv.DictReader(fh))[:80]
+    X, y = [r["smiles"] for r in rows], np.array([float(r["logp"]) for r in rows])
+    base = init_model({"num_layers": 1, "hidden_dim": 16, "aggregator_heads": 1}, seed=0).save(tmp_path / "m")
+    common = {"model": str(base), "epochs": 2, "head_hidden": 16, "extra_features": ()}
+    reg = MolChannelRegressor(**common, config={"model": {"variance_head": True}}).fit(X, y)
+    mean, std = reg.predict(X[:4], return_std=True)
+    assert mean.shape == std.shape == (4,) and np.all(std > 0)
+    np.testing.assert_allclose(mean, reg.predict(X[:4]), rtol=1e-6)
+    plain = MolChannelRegressor(**common).fit(X, y)
+    with pytest.raises(ValueError, match="variance_head"):
+        plain.predict(X[:2], return_std=True)
