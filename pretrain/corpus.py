@@ -315,13 +315,20 @@ def prepare_corpus(
             todo.append(_ShardTask(s, (lo, hi), smiles[lo:hi], cfg, heldout, out))
     if summaries:
         log.info("resuming: %d of %d shards already prepared", len(summaries), n_shards)
+    if processes > 1 and len(todo) < processes:
+        # shards are the unit of parallel work: fewer shards than processes leaves processes idle
+        log.warning(
+            "%d shard(s) to prepare for %d processes: only %d will work. For a corpus of %d molecules, a "
+            "shard size of %d (prepare --shard-size, data.prepare.shard_size) keeps every process busy",
+            len(todo), processes, len(todo), len(smiles), max(1, -(-len(smiles) // (2 * processes))),
+        )  # fmt: skip
     from molchannel.progress import progress as progress_bar
 
     rows_done = sum(s.rows[1] - s.rows[0] for s in summaries.values())
     with progress_bar(
         total=len(smiles), desc="preparing corpus", unit="mol", disable=not progress, initial=rows_done
     ) as bar:
-        if processes <= 1:
+        if processes <= 1 or len(todo) <= 1:  # one shard: no pool to start
             for task in todo:
                 summaries[task.index] = _build_shard(task)
                 bar.update(task.rows[1] - task.rows[0])

@@ -37,6 +37,16 @@ def _module(corpus: PretrainCorpus, **options) -> MCLPretrainModule:
     return MCLPretrainModule(encoder=ENCODER, vocab_size=len(corpus.vocab), **options)
 
 
+def test_prepare_says_when_shards_are_fewer_than_processes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="molchannel.pretrain.corpus"):
+        prepare_corpus(SAMPLE, tmp_path / "c", CorpusConfig(shard_size=64, n_stored=2), processes=2, limit=20,
+                       progress=False)  # fmt: skip
+    assert "1 shard(s) to prepare for 2 processes" in caplog.text and "shard size of 5" in caplog.text
+    assert len(PretrainCorpus(tmp_path / "c")) > 0
+
+
 def test_batch_slices_anchors_mcd_scd_and_context_views(corpus: PretrainCorpus) -> None:
     items, batch = _batch(corpus, n=5, n_mcd=3, n_scd=2)
     b, p, q = 5, 3, 2
