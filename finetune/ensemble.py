@@ -105,6 +105,12 @@ def run_ensemble(
     manifest: dict[str, Any] = {"seeds": seeds, "dataset": cfg.name}
     copy_member_folders(model_dir, [m.model_dir for m in members], manifest)
     uncertainty: dict[str, Any] = {}
+    ensemble = load_ensemble(model_dir)
+    if ensemble.members[0].has_variance_head and len(rows):
+        # the members' own variances add to their disagreement: score what the ensemble model predicts
+        # (the spread the conformal calibration below is fitted on), not the member predictions alone
+        mean, std = ensemble.predict([table.smiles[i] for i in rows], return_std=True)
+        test_metric = score(metric, table.targets[rows], mean)
     if members[0].task_type == "regression":
         calibration = _calibrate(model_dir, table, members[0].run_dir)
         if calibration is not None:

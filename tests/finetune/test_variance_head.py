@@ -128,3 +128,25 @@ def test_sklearn_regressor_returns_the_predicted_std(tmp_path: Path) -> None:
     plain = MolChannelRegressor(**common).fit(X, y)
     with pytest.raises(ValueError, match="variance_head"):
         plain.predict(X[:2], return_std=True)
+
+
+def test_ensemble_run_scores_the_spread_it_calibrates(tmp_path: Path) -> None:
+    """The test-set uncertainty of a mean-variance ensemble uses the members' variances, like predict."""
+    from molchannel.finetune.ensemble import run_ensemble
+
+    base = init_model({"num_layers": 1, "hidden_dim": 16, "aggregator_heads": 1}, seed=0).save(tmp_path / "m")
+    config = {
+        "data": {"path": str(LOGP), "targets": ["logp"], "task_type": "regression"},
+        "model": {"pretrained": str(base), "head_hidden": 16, "extra_features": [], "variance_head": True},
+        "optim": {"epochs": 2},
+    }
+    result = run_ensemble(config, tmp_path / "ens", size=2, quiet=True)
+    ensemble = molchannel.load_ensemble(result.model_dir)
+    with open(LOGP, newline="") as fh:
+        smiles = [r["smiles"] for r in csv.DictReader(fh)]
+    mean, std = ensemble.predict([smiles[i] for i in result.test_indices], return_std=True)
+    np.testing.assert_allclose(result.test_std, std, rtol=1e-5)
+    np.testing.assert_allclose(result.test_predictions, mean, rtol=1e-5)
+    disagreement = np.stack([m.test_predictions for m in result.members]).std(axis=0)
+    assert np.all(result.test_std > disagreement)  # the members' own variances count
+    assert 0 <= result.uncertainty["coverage_90"] <= 1
