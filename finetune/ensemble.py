@@ -28,6 +28,7 @@ import numpy as np
 from molchannel.atomic import write_text_atomic
 from molchannel.ensemble import (
     ConformalCalibration,
+    EnsembleModel,
     copy_member_folders,
     load_ensemble,
     write_ensemble_manifest,
@@ -112,7 +113,7 @@ def run_ensemble(
         mean, std = ensemble.predict([table.smiles[i] for i in rows], return_std=True)
         test_metric = score(metric, table.targets[rows], mean)
     if members[0].task_type == "regression":
-        calibration = _calibrate(model_dir, table, members[0].run_dir)
+        calibration = _calibrate(ensemble, table, members[0].run_dir)
         if calibration is not None:
             write_ensemble_manifest(model_dir, size, {**manifest, "calibration": calibration.to_dict()})
             uncertainty = _test_uncertainty(calibration, table.targets[rows], mean, std)
@@ -153,13 +154,12 @@ def _write_predictions(
     write_text_atomic(path, buffer.getvalue())
 
 
-def _calibrate(model_dir: Path, table: Any, member_run: Path) -> ConformalCalibration | None:
+def _calibrate(ensemble: EnsembleModel, table: Any, member_run: Path) -> ConformalCalibration | None:
     """Conformal calibration on the members' validation rows (None when there are none)."""
     split = json.loads((member_run / "split.json").read_text(encoding="utf-8"))
     valid = np.asarray(split["valid"], dtype=np.int64)
     if not len(valid):
         return None
-    ensemble = load_ensemble(model_dir)
     mean, std = ensemble.predict([table.smiles[i] for i in valid], return_std=True)
     return ConformalCalibration.fit(table.targets[valid], mean, std)
 
