@@ -1,8 +1,10 @@
 """Fine-tuning application (installed as ``molchannel.finetune``).
 
-``run_finetune(config, output_dir)`` fine-tunes a model folder on one labelled dataset with
-prompt selection (METHOD.md section 6) and writes a run folder with an exported model that
-``molchannel.load(...).predict(...)`` reads. ``molchannel finetune`` is its command line.
+``finetune(model, table, split, config)`` fine-tunes a model on a labelled table held in memory with
+prompt selection (METHOD.md section 6) and returns the result with the fine-tuned model;
+``run_finetune(config, output_dir)`` reads the dataset its config names and writes a run folder with an
+exported model that ``molchannel.load(...).predict(...)`` reads. ``molchannel finetune`` is its
+command line.
 Lightning is imported only with :mod:`molchannel.finetune.run` (configs and ROGI do not need it).
 """
 
@@ -30,13 +32,14 @@ __all__ = [
     "PromptConfig",
     "TrainerConfig",
     "as_config",
+    "finetune",
     "load_config",
     "run_finetune",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("run_finetune", "FinetuneResult"):
+    if name in ("finetune", "run_finetune", "FinetuneResult"):
         from molchannel.finetune import run
 
         return getattr(run, name)

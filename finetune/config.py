@@ -225,13 +225,18 @@ class FinetuneConfig:
             return self.data.dataset
         return Path(self.data.path or "data").name.split(".")[0]
 
+    def require_data_source(self) -> None:
+        """A run that reads its data (``run_finetune``, the command line) needs a dataset or a file; the
+        in-memory core (:func:`molchannel.finetune.finetune`) is given its table instead."""
+        if self.data.dataset is None and self.data.path is None:
+            raise ValueError("set data.dataset (a registered benchmark) or data.path (your CSV file)")
+
     def validate(self) -> None:
-        """Raise ``ValueError`` with what to change when values do not fit together."""
+        """Raise ``ValueError`` with what to change when values do not fit together (the data source is
+        checked by :meth:`require_data_source`)."""
         d, m, p, o = self.data, self.model, self.prompt, self.optim
         if d.path is not None:
             d.dataset = None  # your own file replaces the benchmark of a dataset config
-        if d.dataset is None and d.path is None:
-            raise ValueError("set data.dataset (a registered benchmark) or data.path (your CSV file)")
         if d.path is not None and d.task_type not in TASK_TYPES:
             raise ValueError(
                 f"data.task_type must be one of {TASK_TYPES} for a user CSV (data.path), got {d.task_type!r}"

@@ -6,7 +6,6 @@ Missing labels are NaN everywhere: losses mask them, metrics skip them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -90,29 +89,3 @@ def is_better(metric: str, value: float, best: float | None) -> bool:
     if best is None or math.isnan(best):
         return True
     return value > best if HIGHER_IS_BETTER[metric] else value < best
-
-
-@dataclass
-class TargetScaler:
-    """Standardisation of regression targets with the training rows' mean and std (per task)."""
-
-    mean: list[float]
-    std: list[float]
-
-    @classmethod
-    def fit(cls, targets: np.ndarray) -> TargetScaler:
-        """From training labels ``[n, T]`` (NaN ignored); a constant or unlabelled task gets std 1."""
-        mean, std = [], []
-        for t in range(targets.shape[1]):
-            y = targets[~np.isnan(targets[:, t]), t].astype(np.float64)
-            m = float(y.mean()) if y.size else 0.0
-            s = float(y.std()) if y.size > 1 else 0.0
-            mean.append(m)
-            std.append(s if s > 1e-12 else 1.0)
-        return cls(mean, std)
-
-    def transform(self, y: Tensor) -> Tensor:
-        return (y - y.new_tensor(self.mean)) / y.new_tensor(self.std)
-
-    def inverse(self, z: Tensor) -> Tensor:
-        return z * z.new_tensor(self.std) + z.new_tensor(self.mean)

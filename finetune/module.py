@@ -26,7 +26,6 @@ from torch import Tensor, nn
 from molchannel.api import head_predictions, split_head_outputs
 from molchannel.finetune.config import OptimConfig
 from molchannel.finetune.metrics import (
-    TargetScaler,
     is_better,
     masked_bce_loss,
     masked_gaussian_nll,
@@ -43,7 +42,8 @@ class FinetuneModule(L.LightningModule):
 
     Args:
         network: :class:`~molchannel.nn.model.NetConfig` as a dict, with a head.
-        head: the model folder's ``head`` section (tasks, task_type, metric, target_mean/std).
+        head: the model folder's ``head`` section (tasks, task_type, metric); the regression target
+            scaler is the network's ``target_scaler`` buffers (set before training, saved in checkpoints).
         optim: :class:`~molchannel.finetune.config.OptimConfig` as a dict.
         seed: the run's seed; with the epoch it seeds the dropout of each training epoch.
     """
@@ -61,9 +61,6 @@ class FinetuneModule(L.LightningModule):
         self.metric: str = head["metric"]
         self.optim_config = OptimConfig(**optim)
         self.seed = int(seed)
-        self.scaler = (
-            TargetScaler(head["target_mean"], head["target_std"]) if self.task_type == "regression" else None
-        )
         self.history: list[dict[str, float]] = []
         self.new_best = False
         self._freeze()
@@ -120,9 +117,11 @@ class FinetuneModule(L.LightningModule):
 
     # ---- steps -------------------------------------------------------------------------------
     def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
-        if self.scaler is not None:
+        """Loss of raw (training-mode) outputs against targets in their units (standardised here)."""
+        scaler = self.net.target_scaler
+        if scaler is not None:
             means, variance = split_head_outputs(outputs, self.head_config)
-            scaled = self.scaler.transform(targets)
+            scaled = scaler.transform(targets)
             if variance is not None:
                 return masked_gaussian_nll(means, variance, scaled)
             return masked_mse_loss(means, scaled)
@@ -138,7 +137,7 @@ class FinetuneModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        predictions = head_predictions(self.net(batch).float(), self.head_config)
+        predictions = head_predictions(self.net(batch).float(), self.head_config)  # eval mode
         self._eval[dataloader_idx][0].append(batch.y.cpu().numpy())
         self._eval[dataloader_idx][1].append(predictions.cpu().numpy())
 

@@ -1,4 +1,12 @@
-"""``run_finetune``: one fine-tuning run from config to run folder and exported model.
+"""Fine-tuning: the in-memory core :func:`finetune` and :func:`run_finetune`, its run-folder layer.
+
+``finetune(model, table, split, config)`` trains on a :class:`~molchannel.data.MoleculeTable` and a
+:class:`~molchannel.data.splits.Split` held in memory and returns a :class:`FinetuneResult` whose
+``model`` is the fine-tuned model (the scikit-learn wrappers call it this way). Given ``run_dir`` it
+also writes the run folder below and can resume; without one it writes nothing but Lightning's
+checkpoints, to a temporary folder that is removed at the end. ``run_finetune(config, RUN)`` is the
+command line's entry: it reads the table and makes the split that the config names, then calls the
+core with the run folder.
 
 Kept as one module: its helpers are the steps of this one run (run folder, starting network, prompt
 initialisation, trainer, export), which share the config and the run-folder layout described here.
@@ -14,7 +22,7 @@ Run folder::
     channel_weights.png    softmax(w / tau) per channel at the selected epoch (initial as outlines)
     test_predictions.csv   test rows: SMILES, labels and predictions at the selected epoch (only the
                            header without a test set: the test metric is then NaN everywhere)
-    result.json            the FinetuneResult (without the arrays)
+    result.json            the FinetuneResult (without the arrays and the model)
     checkpoints/           last.ckpt (resume) and best.ckpt (selected epoch), Lightning format
     model/                 model folder with the head: molchannel.load("RUN/model").predict(...)
     tensorboard/           TensorBoard event file, with trainer.tensorboard: true
@@ -27,9 +35,11 @@ import io
 import json
 import logging
 import math
+import os
+import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +50,7 @@ import yaml
 from rdkit import rdBase
 
 from molchannel import __version__
-from molchannel.api import MolChannelModel, build_model_config, load, resolve_model_path
+from molchannel.api import MolChannelModel, build_model_config, load
 from molchannel.atomic import write_text_atomic
 from molchannel.chem.mol_features import cached_molecule_features, mol_features_dim
 from molchannel.data import MoleculeTable, load_or_build_graphs
@@ -48,7 +58,6 @@ from molchannel.data.splits import Split
 from molchannel.finetune.callbacks import BEST_CHECKPOINT, LAST_CHECKPOINT, RunRecorder
 from molchannel.finetune.config import FinetuneConfig, as_config, config_differences
 from molchannel.finetune.data import FinetuneDataModule, graph_cache_dir, load_table, make_split
-from molchannel.finetune.metrics import TargetScaler
 from molchannel.finetune.module import FinetuneModule
 from molchannel.finetune.prompt import channel_embeddings, initial_weights
 from molchannel.finetune.report import plot_channel_weights, plot_learning_curve, write_metrics_csv
@@ -67,7 +76,7 @@ RESULT_FILE = "result.json"
 
 @dataclass
 class FinetuneResult:
-    """Outcome of :func:`run_finetune`. Epochs count from 1."""
+    """Outcome of :func:`finetune` / :func:`run_finetune`. Epochs count from 1."""
 
     dataset: str
     seed: int
@@ -81,15 +90,59 @@ class FinetuneResult:
     channel_weights: dict[str, float]  # softmax(w / tau) at the best epoch
     wall_time_s: float
     train_molecules_per_s: float
-    run_dir: Path
-    model_dir: Path
+    run_dir: Path | None  # None: fine-tuned in memory (no run folder)
+    model_dir: Path | None  # the exported model folder (RUN/model); None without a run folder
+    model: MolChannelModel | None = field(default=None, repr=False, compare=False)  # the selected epoch's
 
     def to_json_dict(self) -> dict[str, Any]:
-        """Everything but the arrays (which go to test_predictions.csv), as JSON-ready values."""
-        d = {k: v for k, v in asdict(self).items() if k not in ("test_indices", "test_predictions")}
-        d["run_dir"], d["model_dir"] = str(self.run_dir), str(self.model_dir)
+        """Everything but the arrays (which go to test_predictions.csv) and the model, as JSON values."""
+        skip = ("test_indices", "test_predictions", "model")
+        d = {k: v for k, v in asdict(replace(self, model=None)).items() if k not in skip}
+        d["run_dir"] = None if self.run_dir is None else str(self.run_dir)
+        d["model_dir"] = None if self.model_dir is None else str(self.model_dir)
         d["n_test"] = int(len(self.test_indices))
         return d
+
+
+def finetune(
+    model: MolChannelModel | str | os.PathLike[str],
+    table: MoleculeTable,
+    split: Split,
+    config: dict[str, Any] | FinetuneConfig | None = None,
+    *,
+    run_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+) -> FinetuneResult:
+    """Fine-tune ``model`` on the rows of ``table`` that ``split`` names (the in-memory core).
+
+    Args:
+        model: the starting model: a :class:`MolChannelModel`, a model folder or a built-in name (it
+            replaces ``config.model.pretrained``); it is not changed.
+        table: SMILES and labels, e.g. :func:`molchannel.data.load_csv` or a ``MoleculeTable(...)``
+            built from arrays; its ``task_type`` and ``metric`` decide the head and the loss.
+        split: train / valid (picks the best epoch) / test (may be empty: test metric NaN) row indices.
+        config: the other sections (optim, prompt, model, trainer, seed); its data section is read for
+            ``batch_size``, ``num_workers`` and ``cache_dir`` only (graphs and molecule features are
+            cached there when it is set, else built in memory).
+        run_dir: write the run folder there (see the module docstring); None: nothing is kept but the
+            returned result, whose ``model`` is the fine-tuned model.
+        resume: continue the run in ``run_dir`` from ``checkpoints/last.ckpt`` (needs ``run_dir``).
+        quiet: no progress bars and only warnings in the log.
+
+    Returns:
+        the :class:`FinetuneResult`, with ``model`` set (the weights of the best validation epoch).
+    """
+    cfg = as_config(config if config is not None else {})
+    base = model if isinstance(model, MolChannelModel) else load(model)
+    source = str(model) if not isinstance(model, MolChannelModel) else str(model.path or "in-memory model")
+    cfg = replace(cfg, model=replace(cfg.model, pretrained=source))
+    if run_dir is None and resume:
+        raise ValueError("resume=True continues a run folder: give run_dir too")
+    if run_dir is not None:
+        _prepare_run_dir(Path(run_dir), cfg, resume)
+    cache = Path(cfg.data.cache_dir).expanduser() if cfg.data.cache_dir else None
+    return _finetune(base, table, split, cfg, run_dir, resume, quiet, cache, table.name)
 
 
 def run_finetune(
@@ -100,7 +153,8 @@ def run_finetune(
     *,
     split_seed: int | None = None,
 ) -> FinetuneResult:
-    """Fine-tune a model folder on one dataset and write the run folder (see module docstring).
+    """Fine-tune the model folder ``model.pretrained`` on the dataset of the config's data section and
+    write the run folder (see the module docstring).
 
     Args:
         config: a :class:`FinetuneConfig` or a (partial) nested dict of its sections.
@@ -114,10 +168,56 @@ def run_finetune(
     """
     started = time.perf_counter()
     cfg = as_config(config)
+    cfg.require_data_source()
     run_dir = Path(output_dir)
+    _prepare_run_dir(run_dir, cfg, resume)  # before reading the data: refuse a wrong folder at once
+    table = load_table(cfg.data)
+    split = make_split(table, cfg if split_seed is None else replace(cfg, seed=split_seed))
+    base = load(cfg.model.pretrained)
+    return _finetune(
+        base, table, split, cfg, run_dir, resume, quiet, graph_cache_dir(cfg.data), cfg.name, started
+    )
+
+
+def _finetune(
+    base: MolChannelModel,
+    table: MoleculeTable,
+    split: Split,
+    cfg: FinetuneConfig,
+    run_dir_arg: str | os.PathLike[str] | None,
+    resume: bool,
+    quiet: bool,
+    cache: Path | None,
+    name: str,
+    started: float | None = None,
+) -> FinetuneResult:
+    """The run itself, in a run folder prepared by the caller (:func:`_prepare_run_dir`); with
+    ``run_dir_arg`` None in a temporary folder that is removed."""
+    started = time.perf_counter() if started is None else started
+    if run_dir_arg is None:
+        with tempfile.TemporaryDirectory(prefix="molchannel-finetune-") as tmp:
+            return _finetune_in(base, table, split, cfg, Path(tmp), False, quiet, cache, name, started)
+    run_dir = Path(run_dir_arg)
+    write_text_atomic(run_dir / "split.json", split.to_json() + "\n")
+    return _finetune_in(base, table, split, cfg, run_dir, resume, quiet, cache, name, started, keep=True)
+
+
+def _finetune_in(
+    base: MolChannelModel,
+    table: MoleculeTable,
+    split: Split,
+    cfg: FinetuneConfig,
+    run_dir: Path,
+    resume: bool,
+    quiet: bool,
+    cache: Path | None,
+    name: str,
+    started: float,
+    keep: bool = False,
+) -> FinetuneResult:
+    """Train in ``run_dir``; ``keep``: it is the user's run folder, so write the reports and the model."""
     ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / LAST_CHECKPOINT
-    _prepare_run_dir(run_dir, cfg, resume, last)
     resuming = resume and last.is_file()
     if resuming:
         # Lightning loads it with weights_only=True too, but only after featurizing, and its bare
@@ -125,22 +225,21 @@ def run_finetune(
         load_checkpoint_safely(last)
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    table = load_table(cfg.data)
-    split = make_split(table, cfg if split_seed is None else replace(cfg, seed=split_seed))
-    write_text_atomic(run_dir / "split.json", split.to_json() + "\n")
-    base = load(cfg.model.pretrained)
     if not cfg.model.scratch and not base.info()["pretrained"]:
         log.warning("model %s is not pre-trained: fine-tuning starts from random encoder weights",
                     cfg.model.pretrained)  # fmt: skip
-    store = load_or_build_graphs(table, base.featurizer, graph_cache_dir(cfg.data), progress=not quiet)
-    head = _head_section(table, split, cfg.model.variance_head)
-    features = _molecule_features(table, cfg, quiet)
-    net = _initial_net(base, cfg, len(table.target_names), features, split.train)
+    store = load_or_build_graphs(table, base.featurizer, cache, progress=not quiet)
+    head = _head_section(table, cfg.model.variance_head)
+    features = _molecule_features(table, cfg, cache, quiet)
+    net = _initial_net(
+        base, cfg, len(table.target_names), table.task_type, table.targets[split.train],
+        None if features is None else features[split.train],
+    )  # fmt: skip
 
     datamodule = FinetuneDataModule(
         store, split, table.targets, cfg.data.batch_size, cfg.data.num_workers, cfg.seed, features=features
     )
-    prompt_record = _prompt_init(cfg, run_dir, net, datamodule, table, resuming)
+    prompt_record = _prompt_init(cfg, run_dir if keep else None, net, datamodule, table, resuming)
     module = FinetuneModule(network=net.config.to_dict(), head=head, optim=asdict(cfg.optim), seed=cfg.seed)
     module.net.load_state_dict(net.state_dict())
     with _quiet_lightning(quiet):
@@ -157,18 +256,17 @@ def run_finetune(
                 "trainer.deterministic: false (--trainer.deterministic false) and run again"
             ) from exc
     if trainer.interrupted:
-        raise RuntimeError(
-            f"fine-tuning in {run_dir} was interrupted; rerun with resume=True (--resume) to continue "
-            "from the last finished epoch"
-        )
+        hint = f" in {run_dir}; rerun with resume=True (--resume) to continue from the last finished epoch"
+        raise RuntimeError(f"fine-tuning was interrupted{hint if keep else ''}")
     device = trainer.strategy.root_device
     return _finish(
-        cfg, run_dir, ckpt_dir, table, base, module, datamodule, head, prompt_record, started, device
-    )
+        cfg, run_dir, ckpt_dir, table, base, module, datamodule, head, prompt_record, started, device,
+        name, keep,
+    )  # fmt: skip
 
 
 # ---- set-up ------------------------------------------------------------------------------------
-def _prepare_run_dir(run_dir: Path, cfg: FinetuneConfig, resume: bool, last: Path) -> None:
+def _prepare_run_dir(run_dir: Path, cfg: FinetuneConfig, resume: bool) -> None:
     """Write config.yaml; refuse to mix runs: resuming needs the same config, a fresh start an empty slot.
 
     "The same config" is :func:`molchannel.finetune.config.comparable_config` (the benchmark's too): keys
@@ -177,6 +275,7 @@ def _prepare_run_dir(run_dir: Path, cfg: FinetuneConfig, resume: bool, last: Pat
     rewritten with the config given.
     """
     config_file = run_dir / "config.yaml"
+    last = run_dir / "checkpoints" / LAST_CHECKPOINT
     if last.is_file() and not resume:
         raise ValueError(
             f"{run_dir} already holds a fine-tuning run ({last}); pass resume=True (--resume) to continue "
@@ -198,38 +297,34 @@ def _prepare_run_dir(run_dir: Path, cfg: FinetuneConfig, resume: bool, last: Pat
     write_text_atomic(config_file, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
-def _head_section(table: MoleculeTable, split: Split, variance: bool = False) -> dict[str, Any]:
-    """The model folder's ``head``: tasks, task type, metric and the training rows' target scaler (and
-    ``variance: true`` for a mean-variance head)."""
+def _head_section(table: MoleculeTable, variance: bool = False) -> dict[str, Any]:
+    """The model folder's ``head``: tasks, task type and metric (and ``variance: true`` for a
+    mean-variance head). The regression target scaler is part of the network (:func:`_initial_net`)."""
     if variance and table.task_type != "regression":
         raise ValueError(
             f"model.variance_head is for regression tasks; {table.name} is {table.task_type}. Remove "
             "--model.variance_head (classification probabilities are calibrated by the ensemble's members)"
         )
-    mean = std = None
-    if table.task_type == "regression":
-        scaler = TargetScaler.fit(table.targets[split.train])
-        mean, std = scaler.mean, scaler.std
     section: dict[str, Any] = {
         "tasks": list(table.target_names),
         "task_type": table.task_type,
         "metric": table.metric,
-        "target_mean": mean,
-        "target_std": std,
     }
     if variance:
         section["variance"] = True
     return section
 
 
-def _molecule_features(table: MoleculeTable, cfg: FinetuneConfig, quiet: bool) -> np.ndarray | None:
-    """Raw ``model.extra_features`` of every table row (cached beside the graphs); None without any."""
+def _molecule_features(
+    table: MoleculeTable, cfg: FinetuneConfig, cache: Path | None, quiet: bool
+) -> np.ndarray | None:
+    """Raw ``model.extra_features`` of every table row (cached beside the graphs when ``cache`` is set);
+    None without any."""
     names = cfg.model.extra_features
     if not names:
         return None
-    features = cached_molecule_features(
-        table.smiles, names, graph_cache_dir(cfg.data), progress_label="" if quiet else table.name
-    )
+    label = "" if quiet else table.name
+    features = cached_molecule_features(table.smiles, names, cache, progress_label=label)
     valid = table.valid_mask
     bad_rows = int((~np.isfinite(features[valid])).any(axis=1).sum())
     if bad_rows:
@@ -244,12 +339,14 @@ def _initial_net(
     base: MolChannelModel,
     cfg: FinetuneConfig,
     num_tasks: int,
-    features: np.ndarray | None = None,
-    train_rows: np.ndarray | None = None,
+    task_type: str = "regression",
+    train_targets: np.ndarray | None = None,
+    train_features: np.ndarray | None = None,
 ) -> MolChannelNet:
     """The base model's architecture (backbone dropout as configured) with a fresh head; its encoder weights
-    unless ``scratch``. With molecule ``features``, the head reads them too, standardised with the
-    statistics of ``train_rows``."""
+    unless ``scratch``. A regression head's target scaler is fitted to ``train_targets`` (the training
+    rows' labels); with molecule features, the head reads them too, standardised with the statistics of
+    ``train_features``."""
     torch.manual_seed(cfg.seed)
     encoder = base.net.config.encoder
     if cfg.model.backbone_dropout is not None:
@@ -262,13 +359,16 @@ def _initial_net(
         extra_features=extra,
         extra_dim=mol_features_dim(extra),
         variance=cfg.model.variance_head,
+        task_type=task_type,
     )
     net = MolChannelNet(NetConfig(encoder=encoder, tau=cfg.model.tau, head=head))
     if not cfg.model.scratch:
         net.encoder.load_state_dict(base.net.encoder.state_dict(), strict=True)
+    if net.target_scaler is not None and train_targets is not None:
+        net.target_scaler.fit(train_targets)
     if net.extra_scaler is not None:
-        assert features is not None and train_rows is not None
-        counts = net.extra_scaler.fit(features[train_rows])
+        assert train_features is not None
+        counts = net.extra_scaler.fit(train_features)
         log.info(
             "molecule features %s: %d columns, %d constant on the training rows, %d with NaN",
             "+".join(extra), head.extra_dim, counts["constant_columns"], counts["nonfinite_columns"],
@@ -278,16 +378,17 @@ def _initial_net(
 
 def _prompt_init(
     cfg: FinetuneConfig,
-    run_dir: Path,
+    run_dir: Path | None,
     net: MolChannelNet,
     datamodule: FinetuneDataModule,
     table: MoleculeTable,
     resuming: bool,
 ) -> dict[str, Any]:
     """Set the initial channel logits of ``net`` (uniform, given or ROGI) and record them in
-    ``prompt_init.json``; a resumed run reads the record (its weights come from the checkpoint)."""
-    prompt_file = run_dir / "prompt_init.json"
-    if resuming and prompt_file.is_file():
+    ``prompt_init.json`` of ``run_dir`` (when given); a resumed run reads the record (its weights come from
+    the checkpoint)."""
+    prompt_file = None if run_dir is None else run_dir / "prompt_init.json"
+    if resuming and prompt_file is not None and prompt_file.is_file():
         return json.loads(prompt_file.read_text(encoding="utf-8"))
     train = datamodule.train_set
 
@@ -301,7 +402,8 @@ def _prompt_init(
         net.mixing.weights.copy_(torch.tensor(weights, dtype=net.mixing.weights.dtype))
     record["initial_weights"] = [float(w) for w in weights]
     record["initial_probabilities"] = net.mixing.probabilities().tolist()
-    write_text_atomic(prompt_file, json.dumps(record, indent=1) + "\n")
+    if prompt_file is not None:
+        write_text_atomic(prompt_file, json.dumps(record, indent=1) + "\n")
     return record
 
 
@@ -367,7 +469,10 @@ def _finish(
     prompt_record: dict[str, Any],
     started: float,
     device: torch.device,
+    name: str,
+    keep: bool,
 ) -> FinetuneResult:
+    """The selected epoch's model and result; with ``keep``, also the reports and the model folder."""
     history = module.history
     best = module.best_row()
     if best is None:
@@ -398,20 +503,7 @@ def _finish(
         if trained
         else math.nan
     )
-    name = cfg.name
-    model_dir = run_dir / "model"
-    _export(module, base, head, cfg, name, best, model_dir, prompt_record, has_test=len(test_rows) > 0)
-    write_metrics_csv(run_dir / "metrics.csv", history, head["metric"])
-    _write_test_predictions(run_dir / "test_predictions.csv", table, test_rows, predictions)
-    title = f"{name} (seed {cfg.seed})"
-    plot_learning_curve(run_dir / "learning_curve.png", history, head["metric"], best_epoch, title)
-    plot_channel_weights(
-        run_dir / "channel_weights.png",
-        channels,
-        probabilities,
-        prompt_record.get("initial_probabilities"),
-        f"{title}: channel weights at epoch {best_epoch}",
-    )
+    model = _finetuned_model(module, base, head, cfg, name, best, prompt_record, has_test=len(test_rows) > 0)
     result = FinetuneResult(
         dataset=name,
         seed=cfg.seed,
@@ -425,8 +517,25 @@ def _finish(
         channel_weights=weights,
         wall_time_s=time.perf_counter() - started,
         train_molecules_per_s=float(rate),
-        run_dir=run_dir,
-        model_dir=model_dir,
+        run_dir=run_dir if keep else None,
+        model_dir=run_dir / "model" if keep else None,
+        model=model,
+    )
+    if not keep:
+        log.info("%s seed %d: best epoch %d, valid %s %.4f", name, cfg.seed, best_epoch, head["metric"],
+                 result.valid_metric)  # fmt: skip
+        return result
+    model.save(run_dir / "model")
+    write_metrics_csv(run_dir / "metrics.csv", history, head["metric"])
+    _write_test_predictions(run_dir / "test_predictions.csv", table, test_rows, predictions)
+    title = f"{name} (seed {cfg.seed})"
+    plot_learning_curve(run_dir / "learning_curve.png", history, head["metric"], best_epoch, title)
+    plot_channel_weights(
+        run_dir / "channel_weights.png",
+        channels,
+        probabilities,
+        prompt_record.get("initial_probabilities"),
+        f"{title}: channel weights at epoch {best_epoch}",
     )
     payload = {
         **result.to_json_dict(),
@@ -456,18 +565,18 @@ def _predict(
     return datamodule.test_set.rows.astype(np.int64), np.concatenate(predictions).astype(np.float32)
 
 
-def _export(
+def _finetuned_model(
     module: FinetuneModule,
     base: MolChannelModel,
     head: dict[str, Any],
     cfg: FinetuneConfig,
     name: str,
     best: dict[str, float],
-    model_dir: Path,
     prompt_record: dict[str, Any],
     has_test: bool = True,
-) -> None:
-    """Save the model folder; its provenance records the test metric only when there was a test set."""
+) -> MolChannelModel:
+    """The fine-tuned model (on the CPU) with its provenance, which records the test metric only when
+    there was a test set."""
     base_prov = base.config.get("provenance", {})
     pretrained = bool(base_prov.get("pretrained", False)) and not cfg.model.scratch
     start = "random weights (scratch)" if cfg.model.scratch else str(cfg.model.pretrained)
@@ -488,7 +597,7 @@ def _export(
         },
         "prompt_init": prompt_record.get("method"),
         "base_model": {
-            "path": str(resolve_model_path(cfg.model.pretrained)),
+            "path": None if base.path is None else str(base.path),
             "name": cfg.model.pretrained,
             "weights_sha256": base.config.get("weights_sha256"),
             "pretrained": bool(base_prov.get("pretrained", False)),
@@ -500,9 +609,9 @@ def _export(
         "torch_version": torch.__version__,
         "rdkit_version": rdBase.rdkitVersion,
     }
-    net = module.net
+    net = module.net.cpu()
     config = build_model_config(net.config, base.featurizer, provenance, head=head)
-    MolChannelModel(net, base.featurizer, config).save(model_dir)
+    return MolChannelModel(net, base.featurizer, config)
 
 
 def _write_test_predictions(

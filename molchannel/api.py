@@ -37,7 +37,7 @@ from molchannel.model_folder import (
     write_model_folder,
 )
 from molchannel.nn.encoder import FEATURIZER_OF_BACKBONE, encoder_config_for
-from molchannel.nn.model import MolChannelNet, NetConfig
+from molchannel.nn.model import MIN_VARIANCE, MolChannelNet, NetConfig, raw_variances
 from molchannel.parallel import map_batches
 from molchannel.progress import Progress, progress
 
@@ -614,15 +614,10 @@ def _as_items(smiles: object) -> tuple[bool, Sequence[object]]:
     return False, smiles if isinstance(smiles, Sequence) else list(smiles)
 
 
-# Smallest predicted variance of a mean-variance head, in standardised target units (keeps the
-# Gaussian likelihood finite).
-MIN_VARIANCE = 1e-6
-
-
 def split_head_outputs(
     outputs: torch.Tensor, head: dict[str, Any]
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Head outputs -> ``(outputs [B, T], variance [B, T] or None)``.
+    """Raw (training-mode) head outputs -> ``(outputs [B, T], variance [B, T] or None)``.
 
     A mean-variance head (``head["variance"]``) gives ``[B, 2T]``: the standardised means, then raw
     values that ``softplus(.) + MIN_VARIANCE`` turns into variances in standardised units.
@@ -630,35 +625,30 @@ def split_head_outputs(
     if not head.get("variance"):
         return outputs, None
     t = outputs.shape[-1] // 2
-    return outputs[..., :t], torch.nn.functional.softplus(outputs[..., t:]) + MIN_VARIANCE
+    return outputs[..., :t], raw_variances(outputs[..., t:])
 
 
 def head_predictions(outputs: torch.Tensor, head: dict[str, Any]) -> torch.Tensor:
-    """Head outputs ``[B, T]`` -> predictions: probabilities (classification) or original units.
-
-    ``head`` is the ``config["head"]`` of a model folder: regression outputs are standardised
-    targets, turned back with ``target_mean`` / ``target_std`` when they are recorded.
-    """
+    """Outputs of a headed network in eval mode ``[B, T]`` (``[B, 2T]`` with a variance) -> predictions:
+    probabilities (classification) or values in the targets' units (the network's target scaler has
+    already been applied)."""
     return head_predictions_with_std(outputs, head)[0]
 
 
 def head_predictions_with_std(
     outputs: torch.Tensor, head: dict[str, Any]
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """As :func:`head_predictions`, plus the predicted standard deviation in original units for a
+    """As :func:`head_predictions`, plus the predicted standard deviation in the targets' units for a
     mean-variance head (None for other heads)."""
     task_type = head.get("task_type")
     if task_type == "classification":
-        return torch.sigmoid(outputs), None
+        return outputs, None
     if task_type != "regression":
         raise ValueError(f"head task_type must be 'classification' or 'regression', got {task_type!r}")
-    outputs, variance = split_head_outputs(outputs, head)
-    std = None if variance is None else variance.sqrt()
-    mean, scale = head.get("target_mean"), head.get("target_std")
-    if mean is None or scale is None:
-        return outputs, std
-    scale_t = outputs.new_tensor(scale)
-    return outputs * scale_t + outputs.new_tensor(mean), None if std is None else std * scale_t
+    if not head.get("variance"):
+        return outputs, None
+    t = outputs.shape[-1] // 2
+    return outputs[..., :t], outputs[..., t:].clamp(min=0).sqrt()
 
 
 def build_model_config(
@@ -705,13 +695,36 @@ def load_single(path: str | os.PathLike[str], device: str | torch.device | None 
         if config["channels"] != encoder_channels:
             raise ValueError(f"channels {config['channels']} disagree with the encoder's {encoder_channels}")
         featurizer = get_featurizer(config["featurizer"])
+        scaler_v1 = _upgrade_format_1(config)
         net = MolChannelNet(NetConfig.from_dict(config["network"]))
         _check_head(config, net)
         _check_extra_features(net)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFolderError(f"{folder}/config.json does not describe a valid model: {exc}") from exc
-    load_state_strict(net, read_weights(folder, config), str(folder))
+    weights = read_weights(folder, config)
+    if scaler_v1 is not None and net.target_scaler is not None:
+        n = net.target_scaler.mean.numel()
+        mean, std = scaler_v1
+        weights["target_scaler.mean"] = torch.tensor(mean if mean is not None else [0.0] * n)
+        weights["target_scaler.std"] = torch.tensor(std if std is not None else [1.0] * n)
+    load_state_strict(net, weights, str(folder))
     return MolChannelModel(net, featurizer, config, path=folder.resolve(), device=resolve_device(device))
+
+
+def _upgrade_format_1(config: dict[str, Any]) -> tuple[list[float] | None, list[float] | None] | None:
+    """Bring a format-1 config with a head to format 2, in place: the task type moves into
+    ``network.head``, and the target scaler, then JSON floats of the ``head`` section, is returned for
+    the weights (format 2 keeps it as the network's ``target_scaler`` buffers). None otherwise."""
+    head, net_head = config.get("head"), config["network"].get("head")
+    if config.get("format_version") != 1 or head is None or net_head is None:
+        return None
+    net_head.setdefault("task_type", head.get("task_type"))
+    mean, std = head.pop("target_mean", None), head.pop("target_std", None)
+    n = int(net_head["num_tasks"])
+    for key, values in (("target_mean", mean), ("target_std", std)):
+        if values is not None and len(values) != n:
+            raise ValueError(f"head {key} has {len(values)} values for {n} tasks")
+    return mean, std
 
 
 def _check_extra_features(net: MolChannelNet) -> None:
@@ -744,9 +757,10 @@ def _check_head(config: dict[str, Any], net: MolChannelNet) -> None:
         raise ValueError(
             f"head task_type must be 'classification' or 'regression', got {head.get('task_type')!r}"
         )
-    for key in ("target_mean", "target_std"):
-        if head.get(key) is not None and len(head[key]) != n:
-            raise ValueError(f"head {key} has {len(head[key])} values for {n} tasks")
+    if head["task_type"] != net_head.task_type:
+        raise ValueError(
+            f"config 'head' is for {head['task_type']} but network.head for {net_head.task_type}"
+        )
     if bool(head.get("variance")) != net_head.variance:
         raise ValueError("config 'head' and network.head disagree on whether the head predicts a variance")
     if net_head.variance and head.get("task_type") != "regression":
@@ -794,6 +808,7 @@ def init_model(
 
 
 __all__ = [
+    "MIN_VARIANCE",
     "EmbedReport",
     "MolChannelModel",
     "build_model_config",

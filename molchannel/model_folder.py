@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save
 from molchannel.atomic import atomic_path, write_bytes_atomic
 
 FORMAT_NAME = "molchannel-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a head's target scaler is in the weights (1: JSON floats)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 

@@ -7,7 +7,8 @@ input checks and, for the two supervised ones, the fine-tuning plumbing of ``_Fi
   first step of a ``Pipeline`` in front of any scikit-learn model.
 * :class:`MolChannelRegressor` / :class:`MolChannelClassifier`: ``fit`` fine-tunes the whole
   multi-channel model (encoder, channel prompt and head) with molchannel's own fine-tuning
-  (:func:`molchannel.finetune.run_finetune`), ``predict`` runs the fine-tuned model.
+  (:func:`molchannel.finetune.finetune`, on a table held in memory), ``predict`` runs the
+  fine-tuned model.
 
 ``X`` is a sequence of SMILES: a list, a 1-D array, a pandas Series, or a one-column 2-D array or
 DataFrame. Invalid SMILES raise :class:`~molchannel.InvalidSmilesError` naming the row, or with
@@ -24,7 +25,6 @@ import csv
 import math
 import os
 import random
-import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
@@ -47,6 +47,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from molchannel.api import MolChannelModel, load, resolve_model_path
 from molchannel.chem.smiles import InvalidSmilesError, OnInvalid, parse_smiles
+from molchannel.data.datasets import MoleculeTable
+from molchannel.data.registry import TaskType
+from molchannel.data.splits import Split
 
 if tuple(int(p) for p in sklearn.__version__.split(".")[:2] if p.isdigit()) < (1, 6):  # pragma: no cover
     raise ImportError(
@@ -305,7 +308,7 @@ _PARAM_KEYS = {
     "random_state": "seed",
     "device": "trainer.accelerator",
 }
-# the column of the estimator's CSV that says which rows train and which validate (data.split: column)
+# the column of the run folder's train.csv that says which rows trained and which validated
 _SPLIT_COL = "split"
 # set from the data the estimator writes; not configurable at all
 _DATA_KEYS = (
@@ -474,28 +477,19 @@ class _FinetunedEstimator(BaseEstimator):
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
-    def _finetune_config(
-        self, source: str, csv_path: Path, cache: Path, tasks: list[str], seed: int
-    ) -> dict[str, Any]:
+    def _finetune_config(self, seed: int) -> dict[str, Any]:
+        """The fine-tuning config of one fit; the data come from ``(X, y)`` (a table held in memory)."""
         from molchannel.finetune.config import merge
 
         config = {
             "seed": seed,
             "data": {
                 "dataset": None,
-                "path": str(csv_path),
-                "smiles_col": "smiles",
-                "targets": tasks,
-                "task_type": self._task_type,
-                "split": "column",  # train / valid as chosen in fit, no test rows
-                "split_col": _SPLIT_COL,
-                "valid_frac": float(self.valid_frac),  # as recorded; the split column holds the rows
+                "valid_frac": float(self.valid_frac),  # as recorded; fit chooses the validation rows
                 "test_frac": 0.0,
                 "batch_size": int(self.batch_size),
-                "cache_dir": str(cache),
             },
             "model": {
-                "pretrained": source,
                 "scratch": bool(self.scratch),
                 "head_hidden": int(self.head_hidden),
                 "extra_features": list(self.extra_features),
@@ -547,29 +541,38 @@ class _FinetunedEstimator(BaseEstimator):
             )
         seed = self._seed()
         source = _model_source(self.model)
+        kept = targets[keep]
+        chosen = _choose_valid(n_real, self._stratify_key(kept), n_valid, seed, self._valid_groups(kept))
+        is_valid = np.zeros(n_real, dtype=bool)
+        is_valid[chosen] = True
+        table = MoleculeTable(
+            name="train",
+            smiles=[_smiles_text(smiles[i]) for i in keep],
+            targets=np.ascontiguousarray(kept, dtype=np.float32),
+            target_names=tuple(tasks),
+            task_type=cast(TaskType, self._task_type),
+            metric="roc_auc" if self._task_type == "classification" else "rmse",
+        )
+        split = Split(
+            train=np.flatnonzero(~is_valid),
+            valid=np.flatnonzero(is_valid),
+            test=np.empty(0, dtype=np.int64),
+            method="estimator",
+            params={"valid_frac": float(self.valid_frac), "seed": seed},
+        )
+        run_dir = self._prepare_run_dir()
+        if run_dir is not None:  # a record of the rows as fine-tuned
+            _write_csv(run_dir / "train.csv", table, is_valid)
 
-        from molchannel.finetune.config import as_config
+        from molchannel.finetune.run import finetune
 
-        work = Path(tempfile.mkdtemp(prefix="molchannel-sklearn-"))
-        try:
-            run_dir = self._prepare_run_dir(work)
-            csv_path = (run_dir if self.run_dir is not None else work) / "train.csv"
-            config = as_config(self._finetune_config(source, csv_path, work / "graphs", tasks, seed))
-            kept = targets[keep]
-            chosen = _choose_valid(n_real, self._stratify_key(kept), n_valid, seed, self._valid_groups(kept))
-            subsets = np.full(n_real, "train", dtype=object)
-            subsets[chosen] = "valid"
-            rows = [(smiles[i], targets[i], subset) for i, subset in zip(keep, subsets, strict=True)]
-            _write_csv(csv_path, rows, tasks)
-            from molchannel.finetune.run import run_finetune
-
-            with _global_state_restored():
-                result = run_finetune(config, run_dir, quiet=not self.verbose)
-            model = load(result.model_dir)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        if self.run_dir is None:
-            model.path = None  # the temporary run folder is gone; the weights live in memory
+        with _global_state_restored():
+            result = finetune(
+                source, table, split, self._finetune_config(seed), run_dir=run_dir, quiet=not self.verbose
+            )
+        model = result.model
+        assert model is not None  # finetune always returns the selected epoch's model
+        model.path = result.model_dir  # None without run_dir: the weights live in memory only
         if not math.isfinite(result.valid_metric):
             warnings.warn(
                 f"{name}.fit: the validation {result.metric} was undefined (NaN) in every epoch (e.g. a "
@@ -588,7 +591,7 @@ class _FinetunedEstimator(BaseEstimator):
         self.valid_score_ = float(result.valid_metric)
         self.valid_metric_ = result.metric
         self.channel_weights_ = dict(result.channel_weights)
-        self.run_dir_ = Path(run_dir) if self.run_dir is not None else None
+        self.run_dir_ = run_dir
         _record_input(self, column)
         return self
 
@@ -621,9 +624,9 @@ class _FinetunedEstimator(BaseEstimator):
             )
         return keep
 
-    def _prepare_run_dir(self, work: Path) -> Path:
+    def _prepare_run_dir(self) -> Path | None:
         if self.run_dir is None:
-            return work / "run"
+            return None
         run_dir = Path(self.run_dir)
         if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
             raise ValueError(
@@ -679,14 +682,19 @@ def _load_device(device: str) -> str:
     return "cuda" if device in ("cuda", "gpu", "cuda:0") else device
 
 
-def _write_csv(path: Path, rows: list[tuple[object, np.ndarray, str]], tasks: list[str]) -> None:
-    """The fine-tuning CSV: SMILES, the label columns and the split column (train / valid)."""
+def _smiles_text(smiles: object) -> str:
+    """A parsed row's SMILES as text (``bytes`` decoded, surrounding whitespace removed)."""
+    return (smiles.decode("utf-8") if isinstance(smiles, bytes) else str(smiles)).strip()
+
+
+def _write_csv(path: Path, table: MoleculeTable, is_valid: np.ndarray) -> None:
+    """The rows as fine-tuned, for the run folder: SMILES, the label columns and train / valid."""
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["smiles", *tasks, _SPLIT_COL])
-        for s, row, subset in rows:
-            text = s.decode("utf-8") if isinstance(s, bytes) else str(s)
-            writer.writerow([text.strip(), *("" if np.isnan(v) else repr(float(v)) for v in row), subset])
+        writer.writerow(["smiles", *table.target_names, _SPLIT_COL])
+        for s, row, valid in zip(table.smiles, table.targets, is_valid, strict=True):
+            labels = ("" if np.isnan(v) else str(np.float32(v)) for v in row)  # shortest float32 text
+            writer.writerow([s, *labels, "valid" if valid else "train"])
 
 
 def _choose_valid(

@@ -152,7 +152,9 @@ def table(args: argparse.Namespace) -> int:
         run_dir = result_file.parent
         config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
         runs.setdefault(run_dir.parent.name, {})[result["dataset"]] = (
-            result["metric"], config["optim"]["early_stopping"], _history(run_dir)
+            result["metric"],
+            config["optim"]["early_stopping"],
+            _history(run_dir),
         )
     if not runs:
         print(f"no finished runs under {out / 'runs'}", file=sys.stderr)
@@ -206,7 +208,8 @@ def grad(args: argparse.Namespace) -> int:
     from molchannel.finetune.module import FinetuneModule
     from molchannel.finetune.run import _head_section, _initial_net
 
-    overrides: dict[str, Any] = {"optim": {"epochs": args.epochs}}
+    # the channel mixture alone: this probe of the prompt's gradient reads no molecule features
+    overrides: dict[str, Any] = {"optim": {"epochs": args.epochs}, "model": {"extra_features": []}}
     if args.lr_prompt is not None:
         overrides["optim"]["lr_prompt"] = args.lr_prompt
     cfg = load_config(CONFIGS / f"{args.dataset}.yaml", overrides=overrides)
@@ -214,8 +217,8 @@ def grad(args: argparse.Namespace) -> int:
     split = make_split(table_, cfg)
     base = load(cfg.model.pretrained)
     store = load_or_build_graphs(table_, base.featurizer, graph_cache_dir(cfg.data), progress=False)
-    net = _initial_net(base, cfg, len(table_.target_names))
-    module = FinetuneModule(net.config.to_dict(), _head_section(table_, split), asdict(cfg.optim), cfg.seed)
+    net = _initial_net(base, cfg, len(table_.target_names), table_.task_type, table_.targets[split.train])
+    module = FinetuneModule(net.config.to_dict(), _head_section(table_), asdict(cfg.optim), cfg.seed)
     module.net.load_state_dict(net.state_dict())
     datamodule = FinetuneDataModule(store, split, table_.targets, cfg.data.batch_size, 0, cfg.seed)
     datamodule.setup("fit")
@@ -261,8 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--seed", type=int, default=0)
     for p in (p_run, sub.add_parser("table", help="print the table of the finished runs")):
         p.add_argument("--output", default="runs/sweep/finetune-defaults")
-        p.add_argument("--patiences", type=int, nargs="+", default=[5, 10, 15, 20],
-                       help="patiences read off the runs (each up to the one a run was trained with)")
+        p.add_argument(
+            "--patiences",
+            type=int,
+            nargs="+",
+            default=[5, 10, 15, 20],
+            help="patiences read off the runs (each up to the one a run was trained with)",
+        )
     p_grad = sub.add_parser("grad", help="gradient of the channel logits w per epoch, on the training rows")
     p_grad.add_argument("--dataset", default="esol")
     p_grad.add_argument("--epochs", type=int, default=5)

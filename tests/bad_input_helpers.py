@@ -191,8 +191,10 @@ def save_headed_model(path: Path) -> Path:
     net_config = NetConfig(encoder=base.net.config.encoder, head=HeadConfig(len(HEADED_TASKS), hidden_dim=8))
     torch.manual_seed(1)
     net = MolChannelNet(net_config)
-    head = {"tasks": HEADED_TASKS, "task_type": "regression", "metric": "rmse",
-            "target_mean": [1.0, -2.0], "target_std": [3.0, 0.5]}  # fmt: skip
+    assert net.target_scaler is not None
+    net.target_scaler.mean.copy_(torch.tensor([1.0, -2.0]))
+    net.target_scaler.std.copy_(torch.tensor([3.0, 0.5]))
+    head = {"tasks": HEADED_TASKS, "task_type": "regression", "metric": "rmse"}
     config = build_model_config(
         net_config, base.featurizer, {"pretrained": False, "finetuned": True}, head=head
     )

@@ -19,6 +19,7 @@ import molchannel
 from molchannel.api import EmbedReport, MolChannelModel, init_model
 from molchannel.chem.smiles import InvalidSmilesError, OnInvalid
 from molchannel.model_folder import ModelFolderError
+from molchannel.nn.model import HeadConfig, MolChannelNet, NetConfig
 
 TINY = {"num_layers": 2, "hidden_dim": 16, "aggregator_heads": 2}
 SMILES = SAMPLE_SMILES
@@ -165,10 +166,10 @@ def test_device_of_a_call_does_not_move_the_model(method: str, monkeypatch: pyte
     # "cpu:1" is a device other than the model's "cpu" that every machine has
     model = init_model(TINY, seed=1)
     if method == "predict":
-        model.config["head"], model.net.head = (
-            {"tasks": ["t"], "task_type": "regression"},
-            torch.nn.Linear(16, 1),
-        )
+        head = HeadConfig(1, hidden_dim=8, task_type="regression")
+        net = MolChannelNet(NetConfig(encoder=model.net.config.encoder, tau=1.0, head=head))
+        net.encoder.load_state_dict(model.net.encoder.state_dict())
+        model.net, model.config["head"] = net.eval(), {"tasks": ["t"], "task_type": "regression"}
     reference = getattr(model, method)(SMILES)
     spy = _MoveSpy(model.net)
     monkeypatch.setattr(model.net, "to", spy)
@@ -346,3 +347,30 @@ def test_committed_v1_model_gives_golden_embeddings() -> None:
     expected = np.load(GOLDEN / "embeddings.npy")
     smiles = (GOLDEN / "smiles.txt").read_text().split()
     np.testing.assert_allclose(model.embed(smiles, channel="all"), expected, atol=1e-5)
+
+
+def test_committed_v1_headed_models_give_golden_predictions(tmp_path: Path) -> None:
+    """Fine-tuned folders of format 1 kept the target scaler in JSON; they must still load, predict
+    the same values, and re-save as format 2 with the scaler in the weights."""
+    from safetensors.torch import load_file
+
+    smiles = (GOLDEN / "smiles.txt").read_text().split()
+    regression = molchannel.load(GOLDEN / "model_regression_mve")
+    mean, std = regression.predict(smiles, return_std=True)
+    expected = np.load(GOLDEN / "predictions_regression_mve.npy")
+    np.testing.assert_allclose(np.stack([mean, std]), expected, rtol=1e-5, atol=1e-5)
+    classification = molchannel.load(GOLDEN / "model_classification")
+    np.testing.assert_allclose(
+        classification.predict(smiles)[None], np.load(GOLDEN / "predictions_classification.npy"), atol=1e-6
+    )
+
+    resaved = regression.save(tmp_path / "resaved")
+    config = json.loads((resaved / "config.json").read_text())
+    assert config["format_version"] == 2
+    assert "target_mean" not in config["head"] and config["network"]["head"]["task_type"] == "regression"
+    weights = load_file(str(resaved / "model.safetensors"))
+    assert weights["target_scaler.mean"].tolist() == [10.0, -2.0]
+    assert weights["target_scaler.std"].tolist() == [3.0, 0.5]
+    again, again_std = molchannel.load(resaved).predict(smiles, return_std=True)
+    np.testing.assert_allclose(again, mean, atol=1e-6)
+    np.testing.assert_allclose(again_std, std, atol=1e-6)

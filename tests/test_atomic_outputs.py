@@ -20,7 +20,7 @@ import molchannel
 from molchannel.api import init_model
 from molchannel.chem.featurizers import get_featurizer
 from molchannel.data import cache
-from molchannel.model_folder import ModelFolderError
+from molchannel.model_folder import FORMAT_VERSION, ModelFolderError
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "examples" / "zinc_sample.smi"
@@ -43,7 +43,7 @@ def test_the_same_weights_always_give_the_same_file(tmp_path: Path) -> None:
     assert len(digests) == 1
     assert len({(f / "model.safetensors").read_bytes() for f in folders}) == 1
     with safe_open(str(folders[0] / "model.safetensors"), "pt") as fh:
-        assert fh.metadata() == {"format": "molchannel-model", "format_version": "1"}
+        assert fh.metadata() == {"format": "molchannel-model", "format_version": str(FORMAT_VERSION)}
     loaded = molchannel.load(folders[0])
     assert all(torch.equal(v, loaded.net.state_dict()[k]) for k, v in model.net.state_dict().items())
 

@@ -28,14 +28,17 @@ VALID = [0, 2, 4]
 
 def _headed_model(path: Path, task_type: str, tasks: list[str], mean=None, std=None) -> Path:
     base = init_model({"num_layers": 2, "hidden_dim": 16, "aggregator_heads": 2}, seed=0)
-    net_config = NetConfig(
-        encoder=base.net.config.encoder, tau=1.0, head=HeadConfig(len(tasks), hidden_dim=8)
-    )
+    head_config = HeadConfig(len(tasks), hidden_dim=8, task_type=task_type)
+    net_config = NetConfig(encoder=base.net.config.encoder, tau=1.0, head=head_config)
     torch.manual_seed(1)
     net = MolChannelNet(net_config)
     net.encoder.load_state_dict(base.net.encoder.state_dict())
+    if mean is not None:
+        assert net.target_scaler is not None
+        net.target_scaler.mean.copy_(torch.tensor(mean))
+        net.target_scaler.std.copy_(torch.tensor(std))
     metric = "rmse" if task_type == "regression" else "roc_auc"
-    head = {"tasks": tasks, "task_type": task_type, "metric": metric, "target_mean": mean, "target_std": std}
+    head = {"tasks": tasks, "task_type": task_type, "metric": metric}
     config = build_model_config(
         net_config, base.featurizer, {"pretrained": False, "finetuned": True}, head=head
     )

@@ -334,13 +334,13 @@ def test_regressor_matches_fine_tuned_model(regressor, logp) -> None:
         regressor.model_.channels
     )
     assert np.isfinite(regressor.score(X, y))
-    # every molecule trains or validates, as the split column of train.csv says; the run has no test set
+    # every molecule trains or validates, as split.json and the record train.csv say; no test set
     import csv
     import json
     import math
 
     split = json.loads((regressor.run_dir_ / "split.json").read_text())
-    assert split["method"] == "column" and split["test"] == [] and len(split["valid"]) == 6
+    assert split["method"] == "estimator" and split["test"] == [] and len(split["valid"]) == 6
     with open(regressor.run_dir_ / "train.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["smiles"] for r in rows] == X and [float(r["y"]) for r in rows] == y.tolist()

@@ -4,6 +4,11 @@
 the multi-channel encoder, the prompt-selection weights ``w`` (one per channel, mixed as
 ``softmax(w / tau)``) and, after fine-tuning, a prediction head. Its constructor takes only
 plain values, so the config round-trips through JSON/YAML.
+
+A head's outputs depend on the mode, as chemprop's output transforms do: in training mode the
+raw values the losses read (logits; standardised means and pre-softplus variances), in eval mode
+the predictions (probabilities; means and variances in the targets' units, through the
+:class:`TargetScaler` buffers that travel with the weights).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ class HeadConfig:
     concatenated with the channel mixture before the head (F = 0: the mixture alone).
     ``variance`` (regression): a mean-variance head, whose last layer gives ``2 * num_tasks``
     outputs, the means then the raw variances (:func:`molchannel.api.split_head_outputs`).
+    ``task_type`` decides the eval-mode transform: sigmoid (classification) or the target scaler
+    (regression).
     """
 
     num_tasks: int
@@ -34,6 +41,7 @@ class HeadConfig:
     extra_features: list[str] = field(default_factory=list)
     extra_dim: int = 0
     variance: bool = False
+    task_type: str = "regression"
 
     @property
     def output_dim(self) -> int:
@@ -41,6 +49,12 @@ class HeadConfig:
 
     def __post_init__(self) -> None:
         self.extra_features = list(self.extra_features)
+        if self.task_type not in ("classification", "regression"):
+            raise ValueError(
+                f"head task_type must be 'classification' or 'regression', got {self.task_type!r}"
+            )
+        if self.variance and self.task_type != "regression":
+            raise ValueError("a mean-variance head (variance: true) is for regression tasks only")
         if bool(self.extra_features) != (self.extra_dim > 0):
             raise ValueError(
                 f"head extra_features {self.extra_features} and extra_dim {self.extra_dim} disagree"
@@ -139,6 +153,54 @@ class FeatureScaler(nn.Module):
         return f"dim={self.mean.numel()}, clip={self.clip}"
 
 
+# Smallest predicted variance of a mean-variance head, in standardised target units (keeps the
+# Gaussian likelihood finite).
+MIN_VARIANCE = 1e-6
+
+
+def raw_variances(raw: Tensor) -> Tensor:
+    """Pre-softplus outputs of a mean-variance head -> variances in standardised units."""
+    return nn.functional.softplus(raw) + MIN_VARIANCE
+
+
+class TargetScaler(nn.Module):
+    """Regression targets' per-task training mean and std as buffers, so that they are part of the
+    weights: the head learns ``(y - mean) / std`` and predicts in the targets' units in eval mode."""
+
+    mean: Tensor
+    std: Tensor
+
+    def __init__(self, num_tasks: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(num_tasks))
+        self.register_buffer("std", torch.ones(num_tasks))
+
+    def fit(self, targets: Tensor | Any) -> TargetScaler:
+        """Set mean and std from training labels ``[n, T]`` (NaN ignored); a constant or unlabelled
+        task gets std 1 (and an unlabelled one mean 0)."""
+        y = torch.as_tensor(targets, dtype=torch.float64)
+        labelled = ~torch.isnan(y)
+        count = labelled.sum(0)
+        filled = torch.where(labelled, y, torch.zeros_like(y))
+        mean = filled.sum(0) / count.clamp(min=1)
+        var = (torch.where(labelled, y - mean, torch.zeros_like(y)) ** 2).sum(0) / count.clamp(min=1)
+        std = var.sqrt()
+        self.mean.copy_(mean.float())
+        self.std.copy_(torch.where((count > 1) & (std > 1e-12), std, torch.ones_like(std)).float())
+        return self
+
+    def transform(self, y: Tensor) -> Tensor:
+        """Targets -> standardised targets."""
+        return (y - self.mean) / self.std
+
+    def inverse(self, z: Tensor) -> Tensor:
+        """Standardised values -> the targets' units."""
+        return z * self.std + self.mean
+
+    def extra_repr(self) -> str:
+        return f"num_tasks={self.mean.numel()}"
+
+
 class MolChannelNet(nn.Module):
     def __init__(self, config: NetConfig | dict[str, Any]) -> None:
         super().__init__()
@@ -149,7 +211,10 @@ class MolChannelNet(nn.Module):
         self.mixing = ChannelMixer(len(self.encoder.channel_names), config.tau)
         self.head: nn.Module | None = None
         self.extra_scaler: FeatureScaler | None = None
+        self.target_scaler: TargetScaler | None = None
         if config.head is not None:
+            if config.head.task_type == "regression":
+                self.target_scaler = TargetScaler(config.head.num_tasks)
             dim = config.encoder.hidden_dim + config.head.extra_dim
             if config.head.extra_dim:
                 self.extra_scaler = FeatureScaler(config.head.extra_dim)
@@ -177,7 +242,8 @@ class MolChannelNet(nn.Module):
         return [] if self.config.head is None else list(self.config.head.extra_features)
 
     def forward(self, batch: Any) -> Tensor:
-        """Mixed embedding [B, D], or head outputs [B, T] ([B, 2T] for a mean-variance head)."""
+        """Mixed embedding [B, D], or head outputs [B, T] ([B, 2T] for a mean-variance head: means,
+        then variances): raw in training mode, predictions in eval mode (see the module docstring)."""
         mixed = self.mixing(self.stack(self.encode(batch)))
         if self.head is None:
             return mixed
@@ -189,4 +255,20 @@ class MolChannelNet(nn.Module):
                     "no mol_features; predict through molchannel.load(MODEL).predict, which computes them"
                 )
             mixed = torch.cat([mixed, self.extra_scaler(features.to(mixed.dtype))], dim=1)
-        return self.head(mixed)
+        outputs = self.head(mixed)
+        return outputs if self.training else self.predictions(outputs)
+
+    def predictions(self, raw: Tensor) -> Tensor:
+        """Raw head outputs -> predictions: probabilities, or means (and variances) in target units."""
+        head = self.config.head
+        assert head is not None
+        if head.task_type == "classification":
+            return torch.sigmoid(raw)
+        assert self.target_scaler is not None
+        scaler = self.target_scaler
+        if not head.variance:
+            return scaler.inverse(raw.to(scaler.mean.dtype)).to(raw.dtype)
+        t = head.num_tasks
+        means = scaler.inverse(raw[..., :t].to(scaler.mean.dtype))
+        variances = raw_variances(raw[..., t:].to(scaler.mean.dtype)) * scaler.std**2
+        return torch.cat([means, variances], dim=-1).to(raw.dtype)

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import math
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,6 @@ from molchannel.api import init_model
 from molchannel.cli.main import main
 from molchannel.finetune import FinetuneConfig, load_config, run_finetune
 from molchannel.finetune.metrics import (
-    TargetScaler,
     masked_bce_loss,
     masked_mse_loss,
     mean_roc_auc,
@@ -34,6 +34,7 @@ from molchannel.finetune.metrics import (
 )
 from molchannel.finetune.module import FinetuneModule
 from molchannel.finetune.rogi import roughness_index, select_prompt_weights
+from molchannel.nn.model import TargetScaler
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs" / "finetune"
@@ -125,12 +126,14 @@ def test_roc_auc_averages_only_tasks_with_both_classes() -> None:
 
 
 def test_target_scaler_round_trip() -> None:
-    y = np.array([[1.0, 10.0], [3.0, np.nan], [5.0, 30.0]])
-    scaler = TargetScaler.fit(y)
-    assert scaler.mean == pytest.approx([3.0, 20.0]) and scaler.std == pytest.approx([math.sqrt(8 / 3), 10.0])
-    t = torch.tensor([[2.0, 25.0]])
+    y = np.array([[1.0, 10.0, np.nan], [3.0, np.nan, np.nan], [5.0, 30.0, np.nan]])
+    scaler = TargetScaler(3).fit(y)
+    assert scaler.mean.tolist() == pytest.approx([3.0, 20.0, 0.0])  # an unlabelled task: mean 0, std 1
+    assert scaler.std.tolist() == pytest.approx([math.sqrt(8 / 3), 10.0, 1.0])
+    t = torch.tensor([[2.0, 25.0, 7.0]])
     assert torch.allclose(scaler.inverse(scaler.transform(t)), t)
-    assert TargetScaler.fit(np.array([[4.0], [4.0]])).std == [1.0]  # constant target: no division by 0
+    assert TargetScaler(1).fit(np.array([[4.0], [4.0]])).std.tolist() == [1.0]  # constant: no division by 0
+    assert set(scaler.state_dict()) == {"mean", "std"}  # buffers: saved with the weights
 
 
 # ---- ROGI ------------------------------------------------------------------------------------
@@ -265,8 +268,7 @@ def test_run_folder_has_every_file(bbbp_run) -> None:
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["data"]["limit"] == 200 and config["optim"]["epochs"] == 3
     head = json.loads((run / "model/config.json").read_text())["head"]
-    assert head == {"tasks": ["p_np"], "task_type": "classification", "metric": "roc_auc",
-                    "target_mean": None, "target_std": None}  # fmt: skip
+    assert head == {"tasks": ["p_np"], "task_type": "classification", "metric": "roc_auc"}
 
 
 def test_reported_test_metric_is_that_of_the_best_validation_epoch(bbbp_run) -> None:
@@ -296,16 +298,52 @@ def test_aggregators_frozen_backbone_and_prompt_trained(bbbp_run, tiny_model: Pa
     assert {k for k in after if k.startswith("head.")}
 
 
+def test_in_memory_finetune_writes_nothing_and_returns_the_selected_model(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The core takes a table and a split held in memory; without run_dir nothing stays on disk, and
+    the returned model is the best validation epoch's (its predictions are the reported ones)."""
+    from molchannel.data import MoleculeTable, random_split
+    from molchannel.finetune import finetune
+
+    with open(REPO / "examples" / "zinc_logp.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))[:120]
+    table = MoleculeTable(
+        name="logp", smiles=[r["smiles"] for r in rows],
+        targets=np.array([[float(r["logp"])] for r in rows], dtype=np.float32),
+        target_names=("logp",), task_type="regression", metric="rmse",
+    )  # fmt: skip
+    split = random_split(len(table), (0.7, 0.15, 0.15), seed=0)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # Lightning's scratch checkpoints land here
+    config = {"optim": {"epochs": 3}, "model": {"head_hidden": 16, "extra_features": []}}
+    result = finetune(str(tiny_model), table, split, config, quiet=True)
+    assert list(tmp_path.iterdir()) == []  # no run folder, scratch removed
+    assert result.run_dir is None and result.model_dir is None and result.model is not None
+    assert 1 <= result.best_epoch <= 3 and math.isfinite(result.test_metric)
+    smiles = [table.smiles[i] for i in result.test_indices]
+    np.testing.assert_allclose(result.model.predict(smiles), result.test_predictions, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="run_dir"):
+        finetune(str(tiny_model), table, split, config, resume=True)
+
+
 def test_predict_matches_the_run_and_undoes_the_scaler(bbbp_run, esol_run) -> None:
     for run, name in ((bbbp_run, "bbbp"), (esol_run, "esol")):
         table = molchannel.data.load_dataset(name)
         model = molchannel.load(run.model_dir)
         smiles = [table.smiles[i] for i in run.test_indices]
         np.testing.assert_allclose(model.predict(smiles), run.test_predictions, rtol=1e-5, atol=1e-6)
-    head = molchannel.load(esol_run.model_dir).config["head"]
-    assert head["task_type"] == "regression" and len(head["target_mean"]) == 1
+    esol_model = molchannel.load(esol_run.model_dir)
+    assert esol_model.config["head"]["task_type"] == "regression"
+    # the scaler is the training rows' label statistics, kept in the weights (not in config.json)
+    scaler = esol_model.net.target_scaler
+    assert scaler is not None and "target_mean" not in esol_model.config["head"]
+    train = json.loads((esol_run.run_dir / "split.json").read_text())["train"]
+    labels = molchannel.data.load_dataset("esol").targets[train, 0]
+    assert scaler.mean.item() == pytest.approx(labels.mean(), rel=1e-5)
+    assert scaler.std.item() == pytest.approx(labels.std(), rel=1e-5)
     # original units: ESOL log-solubilities, not standardised values around 0
-    assert -8 < esol_run.test_predictions.mean() < 1 and abs(head["target_mean"][0]) > 1
+    assert -8 < esol_run.test_predictions.mean() < 1 and abs(scaler.mean.item()) > 1
     prompt = json.loads((esol_run.run_dir / "prompt_init.json").read_text())
     assert prompt["method"] == "rogi" and len(prompt["scores"]) == 11
 
@@ -382,7 +420,7 @@ def test_resume_with_early_stopping_stops_at_the_same_epoch(
     # one after the stopping epoch's checkpoint, before the run folder was written
     for name, target, crash in (("early", FinetuneModule, crash_before_the_last_epoch),
                                 ("late", run_module, crash_while_finishing)):  # fmt: skip
-        attribute = "on_train_epoch_start" if target is FinetuneModule else "_export"
+        attribute = "on_train_epoch_start" if target is FinetuneModule else "_finetuned_model"
         monkeypatch.setattr(target, attribute, crash)
         with pytest.raises(RuntimeError, match="simulated crash"):
             run_finetune(config, tmp_path / name, quiet=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch_geometric.data import Batch
 
 import molchannel
 from molchannel.api import MIN_VARIANCE, head_predictions, head_predictions_with_std, init_model
@@ -16,6 +17,7 @@ from molchannel.cli.main import main as cli_main
 from molchannel.ensemble import EnsembleModel
 from molchannel.finetune import run_finetune
 from molchannel.finetune.metrics import masked_gaussian_nll
+from molchannel.nn.model import HeadConfig, MolChannelNet, NetConfig
 
 REPO = Path(__file__).resolve().parents[2]
 LOGP = REPO / "examples" / "zinc_logp.csv"
@@ -37,16 +39,41 @@ def test_gaussian_nll_is_hand_checked_and_skips_missing_labels() -> None:
 
 
 def test_variance_outputs_are_unscaled_into_target_units() -> None:
-    head = {"task_type": "regression", "target_mean": [2.0], "target_std": [3.0], "variance": True}
-    outputs = torch.tensor([[0.5, 0.0], [-1.0, 3.0]])
+    """Eval mode gives the mean and variance in target units, through the network's target scaler
+    buffers; ``predictions`` is the transform from the raw (training-mode) outputs."""
+    base = init_model({"num_layers": 2, "hidden_dim": 16, "aggregator_heads": 2}, seed=0)
+    head_config = HeadConfig(num_tasks=1, hidden_dim=8, variance=True)
+    net = MolChannelNet(NetConfig(encoder=base.net.config.encoder, head=head_config)).eval()
+    assert net.target_scaler is not None
+    raw = torch.tensor([[0.5, -1.0], [1.5, 2.0]])
+    variance = torch.nn.functional.softplus(raw[:, 1]) + MIN_VARIANCE
+    identity = net.predictions(raw)
+    assert identity[:, 0].tolist() == pytest.approx(raw[:, 0].tolist())
+    assert identity[:, 1].tolist() == pytest.approx(variance.tolist(), rel=1e-6)
+
+    batch = Batch.from_data_list([base.featurizer("CCO"), base.featurizer("c1ccccc1O")])
+    unscaled = net(batch).detach()
+    net.target_scaler.mean.fill_(2.0)
+    net.target_scaler.std.fill_(3.0)
+    scaled = net.predictions(raw)
+    assert scaled[:, 0].tolist() == pytest.approx((2.0 + 3.0 * raw[:, 0]).tolist(), rel=1e-6)
+    assert scaled[:, 1].tolist() == pytest.approx((9.0 * variance).tolist(), rel=1e-6)
+
+    outputs = net(batch).detach()
+    head = {"task_type": "regression", "variance": True}
     mean, std = head_predictions_with_std(outputs, head)
     assert std is not None
-    assert mean[:, 0].tolist() == pytest.approx([2.0 + 1.5, 2.0 - 3.0])
-    variance = torch.nn.functional.softplus(torch.tensor([0.0, 3.0])) + MIN_VARIANCE
-    assert std[:, 0].tolist() == pytest.approx((3.0 * variance.sqrt()).tolist(), rel=1e-6)
+    assert mean[:, 0].tolist() == pytest.approx((2.0 + 3.0 * unscaled[:, 0]).tolist(), rel=1e-5)
+    assert std[:, 0].tolist() == pytest.approx((3.0 * unscaled[:, 1].sqrt()).tolist(), rel=1e-5)
     assert torch.equal(head_predictions(outputs, head), mean)
-    plain = {**head, "variance": False}
-    assert head_predictions_with_std(outputs[:, :1], plain)[1] is None
+    assert head_predictions_with_std(outputs[:, :1], {**head, "variance": False})[1] is None
+    # Training mode skips the transform: the loss reads standardised means and raw variances. (Batch
+    # norm kept on its running statistics, so that only the mode flag of the network differs.)
+    net.train()
+    for module in net.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+    assert torch.allclose(net.predictions(net(batch).detach()), outputs, rtol=1e-5, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +133,11 @@ def test_return_std_without_a_spread_and_classification_variance_are_refused(
             writer.writerow([r["smiles"], int(float(r["logp"]) > 2.5)])
     config = {
         "data": {"path": str(data), "targets": ["active"], "task_type": "classification"},
-        "model": {"pretrained": str(plain.save(tmp_path / "plain")), "variance_head": True,
-                  "extra_features": []},
+        "model": {
+            "pretrained": str(plain.save(tmp_path / "plain")),
+            "variance_head": True,
+            "extra_features": [],
+        },
     }
     with pytest.raises(ValueError, match="variance_head"):
         run_finetune(config, tmp_path / "cls-run", quiet=True)
