@@ -1,11 +1,12 @@
 """Ship a pre-training run as the package's default model, with its model card.
 
-Exports the run's best checkpoint into ``molchannel/assets/default`` (``config.json`` +
+Exports the run's best (or last) checkpoint into ``molchannel/assets/default`` (``config.json`` +
 ``model.safetensors``), then writes ``README.md`` (the model card: corpus, size, epochs, losses,
 command, sha256) and ``losses.png`` (per-channel loss curves) beside them.
 
-    python scripts/make_default_model.py --run runs/pretrain/default \\
-        --corpus runs/corpora/moses50k-basic --command "$(cat runs/default_cmd.txt)"
+    python scripts/make_default_model.py --run runs/pretrain/default-k10 --checkpoint last \\
+        --corpus runs/corpora/moses20k --command "$(cat runs/pretrain/default-k10.cmd)" \\
+        --probe results/pretrain_recipes/steps2000/fixes_k10/probe11
 """
 
 from __future__ import annotations
@@ -32,11 +33,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 def training_summary(run: Path, n_molecules: int) -> dict:
     """Epochs (fractional), steps and training wall time of a run, from its last checkpoint."""
-    ckpt = load_checkpoint_safely(find_checkpoint(run / "checkpoints" / "last.ckpt"))
+    last = find_checkpoint(run / "checkpoints" / "last.ckpt")
+    ckpt = load_checkpoint_safely(last)
     elapsed = None
     for key, state in (ckpt.get("callbacks") or {}).items():
         if "Timer" in str(key) and isinstance(state, dict):
             elapsed = (state.get("time_elapsed") or {}).get("train")
+    started = sorted(run.glob("logs/*/hparams.yaml"))
+    if elapsed is None and started:  # no Timer (no max_time): the logger writes hparams.yaml as fit starts
+        elapsed = last.stat().st_mtime - started[-1].stat().st_mtime
     data_hp = ckpt.get("datamodule_hyper_parameters") or {}
     n_train = n_molecules - round(n_molecules * float(data_hp.get("val_fraction", 0.0)))
     steps_per_epoch = math.ceil(n_train / int(data_hp.get("batch_size", 64)))
@@ -62,6 +67,12 @@ def main() -> None:
         "--probe", type=Path, default=None, help="a `molchannel benchmark probe` output folder for the card"
     )
     parser.add_argument("--title", default="molchannel default model (pre-trained, CPU-sized)")
+    parser.add_argument(
+        "--checkpoint",
+        choices=("best", "last"),
+        default="best",
+        help="the run's best checkpoint (lowest validation loss) or its last one (the end of training)",
+    )
     args = parser.parse_args()
 
     corpus = json.loads((args.corpus / "corpus.json").read_text())
@@ -82,8 +93,9 @@ def main() -> None:
         ),
     }
     training = training_summary(args.run, corpus["n_molecules"])
+    checkpoint = args.run / "checkpoints" / "last.ckpt" if args.checkpoint == "last" else args.run
     model = export_checkpoint(
-        args.run,
+        checkpoint,
         args.output,
         extra_provenance={
             "corpus": corpus_info,
@@ -97,13 +109,20 @@ def main() -> None:
     diagnostics_plot = plot_diagnostics(args.run, args.output / "diagnostics.png", title="diagnostics")
     probe_table = (args.probe / "probe.md").read_text() if args.probe else None
     info = model.info()
+    weights = model.config["provenance"]["pretrain_hyper_parameters"].get("loss_weights", {})
+    knowledge = float(weights.get("knowledge", 0.0))
+    knowledge_text = (
+        f", plus the knowledge term: Morgan bits and RDKit descriptors, weight {knowledge:g}"
+        if knowledge > 0
+        else ""
+    )
     info.update(
         title=args.title,
         summary=(
             'The model `molchannel.load("default")` returns: a small multi-channel GIN pre-trained with MCL '
-            "(molecule distancing, scaffold distancing, context prediction) on a ZINC15 subset, on a CPU. "
-            "It is a starting point for fine-tuning and a demonstration of the method, not the reference "
-            "model: that one is 5 x 300 wide and trained for 100 epochs on 2M molecules."
+            f"(molecule distancing, scaffold distancing, context prediction{knowledge_text}) on a ZINC15 "
+            "subset, on a CPU. It is a starting point for fine-tuning and a demonstration of the method, not "
+            "the reference model: that one is 5 x 300 wide and trained for 100 epochs on 2M molecules."
         ),
         training=(
             f"{training['epochs']} epochs, {training['global_step']:,} steps of "
