@@ -5,6 +5,9 @@ Times, in one process, on the first N molecules of the MOSES ZINC15 training set
 * ``Chem.MolFromSmiles`` alone (the yardstick: no featurizer can beat parsing);
 * molchannel ``basic`` and ``rich``, once per SMILES (``featurizer(smiles)``) and in bulk
   (``featurize_smiles``, which parses blocks of molecules before featurizing them);
+* molchannel ``basic`` as inference featurizes: in bulk to NumPy arrays
+  (``featurize_block(..., arrays=True)``, no PyG ``Data``), and the same collated into
+  ``GraphBatch`` batches of 128 (what ``embed`` does before the network);
 * PyG's ``torch_geometric.utils.from_smiles`` (9 integer atom features; note that it switches
   RDKit's logging off for the whole process).
 
@@ -34,6 +37,8 @@ from rdkit import Chem, RDLogger
 from torch_geometric.utils import from_smiles
 
 from molchannel.chem import BasicFeaturizer, RichFeaturizer, featurize_smiles
+from molchannel.chem.bulk import featurize_block
+from molchannel.chem.graph_batch import collate_graphs
 
 
 def read_zinc(data_dir: Path, n: int) -> list[str]:
@@ -52,6 +57,13 @@ def per_call(function: Callable[[str], object]) -> Callable[[list[str]], None]:
             function(smiles)
 
     return run
+
+
+def batched(chunk: list[str], featurizer: BasicFeaturizer) -> None:
+    """What ``embed`` does before the network: featurize to arrays, collate batches of 128."""
+    graphs = featurize_block(chunk, featurizer, "skip", arrays=True).graphs
+    for i in range(0, len(graphs), 128):
+        collate_graphs(graphs[i : i + 128])  # type: ignore[arg-type]  # "skip" leaves no None
 
 
 def pyg_from_smiles(chunk: list[str]) -> None:
@@ -113,6 +125,10 @@ def main() -> None:
         "RDKit `Chem.MolFromSmiles` (parse only)": per_call(Chem.MolFromSmiles),
         "molchannel basic, per call": per_call(basic),
         "molchannel basic, bulk `featurize_smiles`": lambda chunk: featurize_smiles(chunk, basic),
+        "molchannel basic, bulk to arrays (inference)": lambda chunk: featurize_block(
+            chunk, basic, "skip", arrays=True
+        ),
+        "molchannel basic, bulk to arrays + GraphBatch of 128": lambda chunk: batched(chunk, basic),
         "molchannel rich, per call": per_call(rich),
         "molchannel rich, bulk `featurize_smiles`": lambda chunk: featurize_smiles(chunk, rich),
         "PyG `from_smiles`": pyg_from_smiles,

@@ -17,16 +17,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
 import torch
 from rdkit import rdBase
-from torch_geometric.data import Batch
 
 from molchannel.chem.base import Featurizer
 from molchannel.chem.bulk import featurize_block
 from molchannel.chem.featurizers import get_featurizer
+from molchannel.chem.graph_batch import GraphBatch, collate_graphs
 from molchannel.chem.mol_features import mol_features_dim, molecule_features
 from molchannel.chem.smiles import InvalidRecord, InvalidSmilesError, OnInvalid, check_on_invalid
 from molchannel.model_folder import (
@@ -40,6 +40,9 @@ from molchannel.nn.encoder import FEATURIZER_OF_BACKBONE, encoder_config_for
 from molchannel.nn.model import MIN_VARIANCE, MolChannelNet, NetConfig, raw_variances
 from molchannel.parallel import map_batches
 from molchannel.progress import Progress, progress
+
+if TYPE_CHECKING:  # PyG batches come from featurizers without an array form (rich) only
+    from torch_geometric.data import Batch
 
 log = logging.getLogger(__name__)
 
@@ -184,15 +187,16 @@ class MolChannelModel:
 
     def _featurized_batch(
         self, items: Sequence[object], start: int, stop: int
-    ) -> tuple[list[int], Batch | None, list[InvalidRecord]]:
+    ) -> tuple[list[int], GraphBatch | Batch | None, list[InvalidRecord]]:
         """Inputs ``[start, stop)`` featurized (bulk path) and collated: (input rows, batch, invalid rows).
 
-        Invalid rows are left out of the batch and listed; ``None`` when none is valid.
+        Invalid rows are left out of the batch and listed; ``None`` when none is valid. The
+        ``basic`` featurization is batched as a :class:`GraphBatch`, without PyG.
         """
-        chunk = featurize_block(items[start:stop], self.featurizer, "skip", start)
+        chunk = featurize_block(items[start:stop], self.featurizer, "skip", start, arrays=True)
         if not chunk.graphs:
             return chunk.indices, None, chunk.invalid
-        batch = Batch.from_data_list(chunk.graphs)
+        batch = collate_graphs(chunk.graphs)  # type: ignore[arg-type]  # "skip" leaves no None
         extra = self.net.extra_features
         if extra:  # the head reads molecule-level features beside the graph
             batch.mol_features = torch.from_numpy(molecule_features([items[i] for i in chunk.indices], extra))
@@ -201,7 +205,7 @@ class MolChannelModel:
     def _run(
         self,
         items: Sequence[object],
-        compute: Callable[[Batch], R],
+        compute: Callable[[GraphBatch | Batch], R],
         store: Callable[[list[int], R], None],
         batch_size: int,
         device: str | torch.device | None,
@@ -335,7 +339,7 @@ class MolChannelModel:
     def _map_batches(
         self,
         smiles: str | Iterable[object],
-        fn: Callable[[Batch], np.ndarray],
+        fn: Callable[[GraphBatch | Batch], np.ndarray],
         width: tuple[int, ...],
         batch_size: int,
         device: str | torch.device | None,
@@ -359,7 +363,7 @@ class MolChannelModel:
             out = out[0]
         return (out, report) if return_report else out
 
-    def _embed_batch(self, batch: Batch, channel: str) -> np.ndarray:
+    def _embed_batch(self, batch: GraphBatch | Batch, channel: str) -> np.ndarray:
         output = self.net.encode(batch)
         if channel == "all":
             emb = self.net.stack(output)
@@ -556,7 +560,7 @@ class MolChannelModel:
         _check_options(on_invalid, batch_size)
         result: list[np.ndarray | None] = [None] * len(items)
 
-        def per_molecule(batch: Batch) -> list[np.ndarray]:
+        def per_molecule(batch: GraphBatch | Batch) -> list[np.ndarray]:
             atoms = self.net.encode(batch).atoms.float().cpu().numpy()
             bounds = batch.ptr.tolist()
             return [atoms[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

@@ -327,10 +327,12 @@ def test_default_model_learnt_scaffold_similarity() -> None:
     assert _scaffold_margin(random_model, "scaffsim") < 0.1
 
 
-def test_embed_does_not_import_lightning_or_deepchem() -> None:
+def test_embed_does_not_import_lightning_deepchem_or_pyg() -> None:
+    # PyG's import alone is ~2 s of the ~10 s `molchannel embed` of 20k molecules (BENCHMARKS.md, issue 12)
     code = (
-        "import sys, molchannel; molchannel.load('default').embed(['CCO']); "
-        "heavy = {'lightning', 'pytorch_lightning', 'deepchem'}; "
+        "import sys, molchannel; m = molchannel.load('default'); m.embed(['CCO', 'c1ccccc1O']); "
+        "m.embed_atoms(['CCN']); "
+        "heavy = {'lightning', 'pytorch_lightning', 'deepchem', 'torch_geometric'}; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in heavy); "
         "print(bad); sys.exit(1 if bad else 0)"
     )

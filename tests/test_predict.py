@@ -92,10 +92,11 @@ def test_a_model_without_head_says_how_to_get_one() -> None:
         molchannel.load("default").predict(["CCO"])
 
 
-def test_predict_does_not_import_lightning(models: dict[str, Path]) -> None:
+def test_predict_does_not_import_lightning_or_pyg(models: dict[str, Path]) -> None:
     code = (
         f"import sys, molchannel; molchannel.load({str(models['regression'])!r}).predict(['CCO']); "
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'lightning', 'pytorch_lightning'}); "
+        "heavy = {'lightning', 'pytorch_lightning', 'torch_geometric'}; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in heavy); "
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

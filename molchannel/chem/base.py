@@ -14,14 +14,15 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import torch
 from rdkit import Chem
-from torch_geometric.data import Data
-from torch_geometric.data.storage import GlobalStorage
 
 from molchannel.registry import Registry
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 BATCH_BLOCK = 64
 """Molecules parsed together by the ``featurize_batch`` methods before any is featurized."""
@@ -92,43 +93,48 @@ def new_graph(**tensors: torch.Tensor) -> Data:
     not need (~25 us, as much as the rest of a fast featurization). Here the instance is laid out
     directly as ``Data.__init__`` would leave it: the class-level fields copied from an empty
     ``Data``, a fresh attribute store pointing back at the graph, the tensors in that store. Falls
-    back to ``Data(**tensors)`` if a PyG release lays ``Data`` out differently (checked at import).
+    back to ``Data(**tensors)`` if a PyG release lays ``Data`` out differently (checked on first use).
+    PyG is imported on the first call, not with this module: inference builds no ``Data`` (see
+    :mod:`molchannel.chem.graph_batch`) and so never pays for importing it.
     """
-    return _new_graph_directly(**tensors) if _DIRECT_STORE else Data(**tensors)
+    return (_GRAPH_FACTORY or _graph_factory())(**tensors)
 
 
-def _new_graph_directly(**tensors: torch.Tensor) -> Data:
-    graph = Data.__new__(Data)
-    fields = graph.__dict__
-    fields.update(_DATA_FIELDS)
-    store = GlobalStorage.__new__(GlobalStorage)
-    store.__dict__.update(_mapping=tensors, _parent=weakref.ref(graph))
-    fields["_store"] = store
-    return graph
+_GRAPH_FACTORY: Callable[..., Data] | None = None
 
 
-def _empty_data_fields() -> dict[str, Any]:
-    """The instance fields of an empty ``Data`` other than its store (the same objects for all graphs)."""
-    return {k: v for k, v in Data().__dict__.items() if k != "_store"}
+def _graph_factory() -> Callable[..., Data]:
+    """:func:`new_graph`'s constructor for the installed PyG, decided (and PyG imported) once."""
+    global _GRAPH_FACTORY
+    from torch_geometric.data import Data
+    from torch_geometric.data.storage import GlobalStorage
+
+    empty_fields = {k: v for k, v in Data().__dict__.items() if k != "_store"}
+
+    def directly(**tensors: torch.Tensor) -> Data:
+        graph = Data.__new__(Data)
+        graph.__dict__.update(empty_fields)
+        store = GlobalStorage.__new__(GlobalStorage)
+        store.__dict__.update(_mapping=tensors, _parent=weakref.ref(graph))
+        graph.__dict__["_store"] = store
+        return graph
+
+    _GRAPH_FACTORY = directly if _same_layout(directly, Data) else Data
+    return _GRAPH_FACTORY
 
 
-_DATA_FIELDS = _empty_data_fields()
-
-
-def _direct_store_works() -> bool:
-    """Whether :func:`new_graph`'s layout is the one ``Data.__init__`` produces in this PyG release."""
+def _same_layout(directly: Callable[..., Data], data_class: type[Data]) -> bool:
+    """Whether ``directly`` builds graphs laid out as ``Data.__init__`` does in this PyG release."""
     try:
-        empty = Data()
-        if set(empty.__dict__) != {*_DATA_FIELDS, "_store"} or set(empty._store.__dict__) != {
-            "_mapping",
-            "_parent",
-        }:
+        empty = data_class()
+        if set(empty._store.__dict__) != {"_mapping", "_parent"}:
             return False
         x, edges = torch.zeros(2, 1), torch.zeros(2, 0, dtype=torch.long)
-        graph = _new_graph_directly(x=x, edge_index=edges)
-        reference = Data(x=x, edge_index=edges)
+        graph = directly(x=x, edge_index=edges)
+        reference = data_class(x=x, edge_index=edges)
         return (
-            type(graph._store) is type(reference._store)
+            set(graph.__dict__) == set(reference.__dict__)
+            and type(graph._store) is type(reference._store)
             and graph._store._parent() is graph
             and graph.keys() == reference.keys()
             and graph.num_nodes == 2
@@ -136,6 +142,3 @@ def _direct_store_works() -> bool:
         )
     except (AttributeError, TypeError):
         return False
-
-
-_DIRECT_STORE = _direct_store_works()

@@ -15,16 +15,19 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from rdkit import Chem
 from rdkit.Chem import rdqueries
 from rdkit.rdBase import BlockLogs
-from torch_geometric.data import Data
 
-from molchannel.chem.base import BATCH_BLOCK, FeaturizerSpec, new_graph, register_featurizer
+from molchannel.chem.base import BATCH_BLOCK, FeaturizerSpec, register_featurizer
+from molchannel.chem.graph_batch import GraphArrays, graph_from_arrays
 from molchannel.chem.smiles import InvalidSmilesError, parse_smiles
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 # ---- basic scheme vocabulary --------------------------------------------------------------
 NUM_ELEMENTS = 118
@@ -65,8 +68,12 @@ class BasicFeaturizer:
     ``featurize_mol`` reads every feature from RDKit atom by atom. ``__call__``, the hot path of
     bulk featurization, takes a shortcut for SMILES written without stereo marks, dative bonds,
     explicit hydrogen atoms or CXSMILES extensions (nearly every SMILES of a screening library):
-    see :func:`_parse_plain_smiles` and :func:`_plain_graph`. Both routes give identical graphs
+    see :func:`_parse_plain_smiles` and :func:`_plain_arrays`. Both routes give identical graphs
     (tests/chem/test_featurizers.py checks them against each other on real data).
+
+    Every method has an array twin (``mol_arrays``, ``arrays``, ``featurize_batch_arrays``) that
+    returns :class:`~molchannel.chem.graph_batch.GraphArrays` instead of a PyG ``Data``: the form
+    inference batches without PyG (:class:`~molchannel.chem.graph_batch.GraphBatch`).
     """
 
     spec = FeaturizerSpec("basic", 1)
@@ -74,6 +81,25 @@ class BasicFeaturizer:
     bond_feature_sizes = (NUM_BOND_TYPES, NUM_BOND_DIRS)
 
     def featurize_mol(self, mol: Chem.Mol) -> Data:
+        return graph_from_arrays(self.mol_arrays(mol))
+
+    def __call__(self, smiles: str) -> Data:
+        return graph_from_arrays(self.arrays(smiles))
+
+    def featurize_batch(self, smiles: Sequence[object], start: int = 0) -> list[Data | InvalidSmilesError]:
+        """Featurize many SMILES; invalid ones come back as their :class:`InvalidSmilesError`.
+
+        Errors carry ``start + position`` as their index. Parsing a block of molecules before
+        featurizing them keeps each phase's code in the CPU caches, which makes this 10-30 %
+        faster than calling the featurizer once per SMILES (benchmarks/bench_featurize.py).
+        """
+        return [
+            graph if isinstance(graph, InvalidSmilesError) else graph_from_arrays(graph)
+            for graph in self.featurize_batch_arrays(smiles, start)
+        ]
+
+    def mol_arrays(self, mol: Chem.Mol) -> GraphArrays:
+        """The graph of an RDKit molecule as arrays (:meth:`featurize_mol` without the ``Data``)."""
         # GetAtomWithIdx/GetBondWithIdx: half the cost of iterating GetAtoms()/GetBonds() in RDKit 2026
         atom_at, bond_at = mol.GetAtomWithIdx, mol.GetBondWithIdx
         x = np.zeros((mol.GetNumAtoms(), 2), dtype=np.int64)
@@ -95,30 +121,28 @@ class BasicFeaturizer:
         dst = np.concatenate((table[:, 1], table[:, 0]))
         order = np.lexsort((dst, src))
         edge_attr = np.concatenate((table[:, 2:], table[:, 2:]))[order]
-        return _basic_graph(x, np.stack((src[order], dst[order])), edge_attr)
+        return GraphArrays(x, np.stack((src[order], dst[order])), edge_attr)
 
-    def __call__(self, smiles: str) -> Data:
+    def arrays(self, smiles: str) -> GraphArrays:
+        """The graph of one SMILES as arrays (:meth:`__call__` without the ``Data``)."""
         plain = _parse_plain_smiles(smiles)
-        graph = _plain_graph(*plain) if plain is not None else None
-        return graph if graph is not None else self.featurize_mol(parse_smiles(smiles))
+        graph = _plain_arrays(*plain) if plain is not None else None
+        return graph if graph is not None else self.mol_arrays(parse_smiles(smiles))
 
-    def featurize_batch(self, smiles: Sequence[object], start: int = 0) -> list[Data | InvalidSmilesError]:
-        """Featurize many SMILES; invalid ones come back as their :class:`InvalidSmilesError`.
-
-        Errors carry ``start + position`` as their index. Parsing a block of molecules before
-        featurizing them keeps each phase's code in the CPU caches, which makes this 10-30 %
-        faster than calling the featurizer once per SMILES (benchmarks/bench_featurize.py).
-        """
-        out: list[Data | InvalidSmilesError] = []
+    def featurize_batch_arrays(
+        self, smiles: Sequence[object], start: int = 0
+    ) -> list[GraphArrays | InvalidSmilesError]:
+        """:meth:`featurize_batch` with each graph as arrays."""
+        out: list[GraphArrays | InvalidSmilesError] = []
         for block_start in range(0, len(smiles), BATCH_BLOCK):
             block = smiles[block_start : block_start + BATCH_BLOCK]
             with BlockLogs():
                 parsed = [_parse_plain_smiles(s, block_logs=False) for s in block]
             for i, (s, plain) in enumerate(zip(block, parsed, strict=True), start + block_start):
-                graph = _plain_graph(*plain) if plain is not None else None
+                graph = _plain_arrays(*plain) if plain is not None else None
                 if graph is None:
                     try:
-                        graph = self.featurize_mol(parse_smiles(s, i))
+                        graph = self.mol_arrays(parse_smiles(s, i))
                     except InvalidSmilesError as err:
                         out.append(err)
                         continue
@@ -157,14 +181,8 @@ _ATOM_FEATURES_OF_TYPE = np.zeros((NUM_ATOM_TYPES, 2), dtype=np.int64)  # (type,
 _ATOM_FEATURES_OF_TYPE[:, 0] = np.arange(NUM_ATOM_TYPES)
 
 
-def _basic_graph(x: np.ndarray, edge_index: np.ndarray, edge_attr: np.ndarray) -> Data:
-    return new_graph(
-        x=torch.from_numpy(x), edge_index=torch.from_numpy(edge_index), edge_attr=torch.from_numpy(edge_attr)
-    )
-
-
 def _parse_plain_smiles(smiles: object, block_logs: bool = True) -> tuple[str, Chem.Mol] | None:
-    """Parse a plain SMILES (see ``_PLAIN_SMILES``) for :func:`_plain_graph`; ``None`` for anything else.
+    """Parse a plain SMILES (see ``_PLAIN_SMILES``) for :func:`_plain_arrays`; ``None`` for anything else.
 
     A plain SMILES has no stereo marks, so RDKit's stereo perception, about a fifth of
     ``MolFromSmiles``, has nothing to do and is skipped; the rest of sanitisation runs in full.
@@ -189,7 +207,7 @@ def _parse_plain_smiles(smiles: object, block_logs: bool = True) -> tuple[str, C
     return text, mol
 
 
-def _plain_graph(text: str, mol: Chem.Mol) -> Data | None:
+def _plain_arrays(text: str, mol: Chem.Mol) -> GraphArrays | None:
     """The basic graph of a molecule parsed by :func:`_parse_plain_smiles`, with no per-atom calls.
 
     Calls into RDKit per atom or per bond cost about a microsecond each, more than parsing, and
@@ -219,4 +237,4 @@ def _plain_graph(text: str, mol: Chem.Mol) -> Data | None:
     if len(bonded[0]) != 2 * mol.GetNumBonds():  # a bond of order 0 would be invisible here
         return None
     edge_attr = _BOND_FEATURES_OF_DOUBLE_ORDER[double_orders[bonded]]
-    return _basic_graph(_ATOM_FEATURES_OF_TYPE[atom_types], np.array(bonded), edge_attr)
+    return GraphArrays(_ATOM_FEATURES_OF_TYPE[atom_types], np.array(bonded), edge_attr)

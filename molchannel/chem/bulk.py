@@ -16,11 +16,14 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-
-from torch_geometric.data import Data
+from typing import TYPE_CHECKING
 
 from molchannel.chem.base import Featurizer
+from molchannel.chem.graph_batch import GraphArrays
 from molchannel.chem.smiles import InvalidRecord, InvalidSmilesError, OnInvalid, check_on_invalid
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +35,12 @@ class FeaturizedSmiles:
     """Graphs of a bulk call, their input rows, and the rows that were rejected.
 
     ``graphs[k]`` is the graph of input row ``indices[k]``. With ``on_invalid="nan"`` both cover
-    every input row (``None`` for invalid ones); with ``"skip"`` only the valid ones.
+    every input row (``None`` for invalid ones); with ``"skip"`` only the valid ones. Graphs are
+    PyG ``Data``, or :class:`~molchannel.chem.graph_batch.GraphArrays` where the caller asked for
+    arrays (``featurize_block(..., arrays=True)``) and the featurizer has an array form.
     """
 
-    graphs: list[Data | None] = field(default_factory=list)
+    graphs: list[Data | GraphArrays | None] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)
     invalid: list[InvalidRecord] = field(default_factory=list)
 
@@ -60,15 +65,21 @@ def featurize_smiles(
 
 
 def featurize_block(
-    smiles: Sequence[object], featurizer: Featurizer, on_invalid: OnInvalid = "raise", start: int = 0
+    smiles: Sequence[object],
+    featurizer: Featurizer,
+    on_invalid: OnInvalid = "raise",
+    start: int = 0,
+    arrays: bool = False,
 ) -> FeaturizedSmiles:
     """One block of inputs, without logging; its ``indices`` and invalid records count from ``start``.
 
     What :func:`iter_featurized` does per chunk, for callers that cut the blocks themselves (the
-    inference workers of :mod:`molchannel.parallel`).
+    inference workers of :mod:`molchannel.parallel`). ``arrays=True`` returns
+    :class:`~molchannel.chem.graph_batch.GraphArrays` where the featurizer can (``basic``), for
+    :class:`~molchannel.chem.graph_batch.GraphBatch`, which needs no PyG.
     """
     check_on_invalid(on_invalid)
-    return _featurize_chunk(list(smiles), start, featurizer, on_invalid)
+    return _featurize_chunk(list(smiles), start, featurizer, on_invalid, arrays)
 
 
 def iter_featurized(
@@ -105,10 +116,11 @@ def _iter_chunks(
 
 
 def _featurize_chunk(
-    chunk: list[object], start: int, featurizer: Featurizer, on_invalid: OnInvalid
+    chunk: list[object], start: int, featurizer: Featurizer, on_invalid: OnInvalid, arrays: bool = False
 ) -> FeaturizedSmiles:
     result = FeaturizedSmiles()
-    for i, graph in enumerate(_graphs_or_errors(chunk, start, featurizer), start):
+    graph: Data | GraphArrays | InvalidSmilesError | None
+    for i, graph in enumerate(_graphs_or_errors(chunk, start, featurizer, arrays), start):
         if isinstance(graph, InvalidSmilesError):
             if on_invalid == "raise":
                 raise graph
@@ -122,12 +134,14 @@ def _featurize_chunk(
 
 
 def _graphs_or_errors(
-    chunk: list[object], start: int, featurizer: Featurizer
-) -> list[Data | InvalidSmilesError]:
+    chunk: list[object], start: int, featurizer: Featurizer, arrays: bool = False
+) -> Sequence[Data | GraphArrays | InvalidSmilesError]:
     """One graph or error per input; uses the featurizer's ``featurize_batch`` where it has one."""
-    batch = getattr(featurizer, "featurize_batch", None)
+    batch = getattr(featurizer, "featurize_batch_arrays" if arrays else "featurize_batch", None)
+    if batch is None and arrays:
+        batch = getattr(featurizer, "featurize_batch", None)
     if batch is not None:
-        return batch(chunk, start)
+        return batch(chunk, start)  # type: ignore[no-any-return]  # a featurizer's optional method
     out: list[Data | InvalidSmilesError] = []
     for i, s in enumerate(chunk, start):
         try:

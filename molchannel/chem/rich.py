@@ -25,16 +25,18 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from rdkit import Chem
 from rdkit.Chem.Lipinski import HAcceptorSmarts, HDonorSmarts
-from torch_geometric.data import Data
 
 from molchannel.chem.base import BATCH_BLOCK, FeaturizerSpec, new_graph, register_featurizer
 from molchannel.chem.smiles import InvalidSmilesError, parse_smiles
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 DEFAULT_WALK_LENGTH = 20
 DENSE_PE_MAX_ATOMS = 500  # larger molecules get the sparse random-walk computation

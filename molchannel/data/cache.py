@@ -23,14 +23,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import rdkit
 import torch
-import torch_geometric
 from safetensors.torch import load_file, save_file
-from torch_geometric.data import Data
 
 import molchannel
 from molchannel.atomic import atomic_path, write_text_atomic
@@ -38,6 +36,9 @@ from molchannel.chem.base import FeaturizerSpec
 from molchannel.chem.smiles import InvalidRecord, InvalidSmilesError, parse_smiles
 from molchannel.data.datasets import MoleculeTable
 from molchannel.data.paths import sha256_of_file
+
+if TYPE_CHECKING:  # PyG is imported when graphs are cached or read, not with the data layer
+    from torch_geometric.data import Data
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,8 @@ class GraphStore:
             start, stop = int(self._offsets[name][i]), int(self._offsets[name][i + 1])
             piece = self._tensors[name].narrow(f.cat_dim, start, stop - start)
             parts[name] = piece.to(self._dtypes[name], copy=True)
+        from torch_geometric.data import Data
+
         return Data(**parts)
 
     def positions_for_rows(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -121,6 +124,8 @@ class GraphStore:
 # ---- key and file names --------------------------------------------------------------------
 def graph_cache_key(featurizer_key: str, source_sha256: str, n_rows: int) -> dict[str, Any]:
     """Everything the cached graphs depend on."""
+    import torch_geometric
+
     return {
         "format": CACHE_FORMAT_VERSION,
         "featurizer": featurizer_key,

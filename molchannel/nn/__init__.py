@@ -1,6 +1,7 @@
 """Neural-network layer: backbones, prompt-guided aggregation and the multi-channel encoder.
 
-Plain ``torch.nn.Module`` blocks; nothing here imports Lightning.
+Plain ``torch.nn.Module`` blocks; nothing here imports Lightning. PyG is imported only by the
+GPS backbone (:mod:`molchannel.nn.gps`, when one is built), so GIN inference runs without it.
 """
 
 from molchannel.nn.aggregator import AggregatorOutput, PromptAggregator

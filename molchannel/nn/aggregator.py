@@ -17,7 +17,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.utils import scatter, softmax
+
+from molchannel.nn.segment import segment_softmax, segment_sum
 
 
 class AggregatorOutput(NamedTuple):
@@ -97,12 +98,10 @@ class PromptAggregator(nn.Module):
         w_k = self.key.weight.view(heads, head_dim, self.dim)
         key_query = torch.einsum("hcd,hc->dh", w_k, q)  # [dim, heads]
         scores = (x @ key_query + (self.key.bias.view(heads, head_dim) * q).sum(-1)) / math.sqrt(head_dim)
-        weights = softmax(scores, batch, num_nodes=num_graphs, dim=0)  # [N, heads]
+        weights = segment_softmax(scores, batch, num_graphs)  # [N, heads]
         dropped = F.dropout(weights, p=self.dropout, training=self.training)
-        mass = scatter(dropped, batch, dim=0, dim_size=num_graphs, reduce="sum")  # [B, heads]
-        summed = scatter(
-            dropped.unsqueeze(-1) * x.unsqueeze(1), batch, dim=0, dim_size=num_graphs, reduce="sum"
-        )
+        mass = segment_sum(dropped, batch, num_graphs)  # [B, heads]
+        summed = segment_sum(dropped.unsqueeze(-1) * x.unsqueeze(1), batch, num_graphs)
         w_v = self.value.weight.view(heads, head_dim, self.dim)
         pooled = torch.einsum("bhd,hcd->bhc", summed, w_v) + mass.unsqueeze(-1) * self.value.bias.view(
             heads, head_dim

@@ -11,17 +11,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.data import Batch, Data
 
 from molchannel.chem.featurizers import get_featurizer
+from molchannel.chem.graph_batch import GraphBatch
 from molchannel.nn.aggregator import AggregatorOutput, PromptAggregator
 from molchannel.nn.gin import JK_MODES, GINBackbone
 from molchannel.nn.gps import GPSBackbone
 from molchannel.registry import Registry
+
+if TYPE_CHECKING:  # PyG is imported by the gps backbone and by training only, not for GIN inference
+    from torch_geometric.data import Data
 
 _CHANNEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
@@ -186,8 +189,8 @@ class MultiChannelEncoder(nn.Module):
         for aggregator in self.aggregators.values():
             aggregator.reset_parameters()  # type: ignore[operator]
 
-    def forward(self, batch: Data) -> EncoderOutput:
-        """Encode a PyG ``Batch`` (or a single ``Data``) of featurized molecules."""
+    def forward(self, batch: Data | GraphBatch) -> EncoderOutput:
+        """Encode a PyG ``Batch`` (or a single ``Data``, or a :class:`GraphBatch`) of featurized molecules."""
         atoms = self.backbone(batch)
         index, num_graphs = _graph_index(batch, atoms)
         channels, attention, channel_atoms = {}, {}, {}
@@ -213,7 +216,7 @@ class MultiChannelEncoder(nn.Module):
         return self.aggregators[channel](atoms[a0:a1], index, num_graphs=stop - start)
 
     @torch.no_grad()
-    def embed(self, batch: Data) -> EncoderOutput:
+    def embed(self, batch: Data | GraphBatch) -> EncoderOutput:
         """Inference: :meth:`forward` in eval mode without autograd; restores the previous mode.
 
         In eval mode BatchNorm uses its running statistics and attention never crosses
@@ -252,13 +255,14 @@ def build_encoder(config: EncoderConfig | dict[str, Any]) -> MultiChannelEncoder
     return MultiChannelEncoder(config)
 
 
-def _graph_index(data: Data, atoms: Tensor) -> tuple[Tensor, int]:
+def _graph_index(data: Data | GraphBatch, atoms: Tensor) -> tuple[Tensor, int]:
     """Each atom's molecule index and the molecule count; a ``Data`` without ``batch`` is one molecule."""
     index = getattr(data, "batch", None)
     if index is None:
         return torch.zeros(atoms.size(0), dtype=torch.long, device=atoms.device), 1
-    if isinstance(data, Batch):  # counts trailing molecules without atoms too
-        return index, data.num_graphs
+    num_graphs = getattr(data, "num_graphs", None)  # batches (PyG's and GraphBatch) count empty molecules too
+    if isinstance(num_graphs, int):
+        return index, num_graphs
     return index, int(index.max()) + 1 if index.numel() else 1
 
 

@@ -9,12 +9,11 @@ inside the convolution with their own bond type, so an atom also hears itself th
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.data import Data
 
 from molchannel.chem.basic import (
     BOND_SELF_LOOP,
@@ -23,6 +22,10 @@ from molchannel.chem.basic import (
     NUM_BOND_TYPES,
     NUM_CHIRALITY_TAGS,
 )
+from molchannel.chem.graph_batch import GraphBatch
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 JK_MODES = ("last", "sum")
 
@@ -139,8 +142,8 @@ class GINBackbone(nn.Module):
             conv.reset_parameters()  # type: ignore[operator]  # nn.Module attributes type as Tensor | Module
             norm.reset_parameters()  # type: ignore[operator]
 
-    def forward(self, data: Data) -> Tensor:
-        """Embed every atom of ``data`` (a :class:`Data` or a PyG ``Batch``); returns ``[N, dim]``."""
+    def forward(self, data: Data | GraphBatch) -> Tensor:
+        """Embed every atom of ``data`` (a ``Data``, a PyG ``Batch`` or a ``GraphBatch``): ``[N, dim]``."""
         x, edge_attr = data.x, data.edge_attr
         if x.dtype != torch.long or x.dim() != 2 or x.size(1) != 2:
             raise ValueError(

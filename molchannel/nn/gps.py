@@ -3,14 +3,20 @@
 Each layer (:class:`torch_geometric.nn.GPSConv`) adds a local ``GINEConv`` message pass and a
 global multi-head self-attention over the atoms of the same molecule. Atoms enter as
 ``Linear(atom features) || Linear(BatchNorm(random-walk PE))``; bonds as ``Linear(bond features)``.
+
+PyG's layers are imported when a GPS backbone is built, not with this module, so that GIN models
+(the default) run inference without importing PyG (~2 s; see :mod:`molchannel.chem.graph_batch`).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
-from torch_geometric.data import Data
-from torch_geometric.nn import GINEConv, GPSConv
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 
 class GPSBackbone(nn.Module):
@@ -40,6 +46,8 @@ class GPSBackbone(nn.Module):
         attn_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        from torch_geometric.nn import GINEConv, GPSConv
+
         if not 0 < pe_dim < dim:
             raise ValueError(f"pe_dim must be in 1..dim-1 (dim={dim}), got {pe_dim}")
         if dim % heads:

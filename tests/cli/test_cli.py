@@ -121,3 +121,23 @@ def test_console_command_fast_exit_keeps_every_output(tmp_path: Path, model_dir:
     assert "embedded 100 molecules" in done.stderr
     failed = _console(["embed", "-m", str(tmp_path / "missing"), "-i", str(src), "-o", "x.npy"], tmp_path)
     assert failed.returncode == 1 and "error:" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_embed_and_info_commands_run_without_pyg(tmp_path: Path, model_dir: Path) -> None:
+    # GIN inference needs no torch_geometric (~2 s of a 20k-molecule embed): importing it fails here
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch_geometric':\n"
+        "            raise ImportError('torch_geometric is blocked in this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from molchannel.cli.main import main\n"
+        "sys.exit(main(sys.argv[1:]) or main(['info', sys.argv[4]]))\n"
+    )
+    src = tmp_path / "in.smi"
+    src.write_text("CCO\nc1ccccc1O\n[Na+].[Cl-]\nC[C@H](N)C(=O)O\n")
+    args = ["embed", "-q", "-m", str(model_dir), "-i", str(src), "-o", str(tmp_path / "out.npy")]
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert np.load(tmp_path / "out.npy").shape == (4, 16)
