@@ -293,3 +293,19 @@ def test_every_pretrain_config_runs_fast_dev_run(
         encoder["num_layers"],
         encoder["hidden_dim"],
     )  # the recipe's model was built, not a default one
+
+
+def test_default_recipe_config_is_the_shipped_default_recipe() -> None:
+    """configs/pretrain/default.yaml reproduces the hyperparameters the shipped default was trained with."""
+    recipe = yaml.safe_load((REPO / "configs" / "pretrain" / "default.yaml").read_text())["model"]
+    config = json.loads((REPO / "molchannel" / "assets" / "default" / "config.json").read_text())
+    trained = config["provenance"]["pretrain_hyper_parameters"]
+    for key, value in recipe.items():
+        if key == "encoder":
+            assert {k: config["network"]["encoder"][k] for k in value} == {
+                k: list(v) if isinstance(v, list) else v for k, v in value.items()
+            }
+        elif key == "loss_weights":
+            assert {k: float(v) for k, v in value.items()} == trained[key]
+        else:
+            assert trained[key] == value, key
