@@ -73,7 +73,9 @@ class BasicFeaturizer:
 
     Every method has an array twin (``mol_arrays``, ``arrays``, ``featurize_batch_arrays``) that
     returns :class:`~molchannel.chem.graph_batch.GraphArrays` instead of a PyG ``Data``: the form
-    inference batches without PyG (:class:`~molchannel.chem.graph_batch.GraphBatch`).
+    inference batches without PyG (:class:`~molchannel.chem.graph_batch.GraphBatch`). The ``Data``
+    methods are built on the array ones, so a subclass that changes the features overrides
+    ``mol_arrays`` (and ``arrays`` for the fast route), not ``featurize_mol``.
     """
 
     spec = FeaturizerSpec("basic", 1)

@@ -62,12 +62,11 @@ class GraphBatch:
         return self.x.size(0)
 
     def to(self, device: str | torch.device, non_blocking: bool = False) -> GraphBatch:
-        """A copy with every tensor on ``device`` (the same object when all already are)."""
-        moved = {
-            f.name: value.to(device, non_blocking=non_blocking)
-            for f in fields(self)
-            if isinstance(value := getattr(self, f.name), Tensor)
-        }
+        """This batch with every tensor on ``device``: a copy, or ``self`` when all are already there."""
+        tensors = {f.name: value for f in fields(self) if isinstance(value := getattr(self, f.name), Tensor)}
+        moved = {name: value.to(device, non_blocking=non_blocking) for name, value in tensors.items()}
+        if all(moved[name] is tensors[name] for name in tensors):
+            return self
         return replace(self, **moved)
 
     @classmethod
