@@ -94,21 +94,17 @@ def test_interrupted_shard_rebuild_is_not_marked_complete(
     out, config = tmp_path / "corpus", CorpusConfig(shard_size=16)
     prepare_corpus(SAMPLE, out, config, limit=32, progress=False)
     shard = {p.name: p.read_bytes() for p in out.glob("shard-00000.*")}
-    positives = out / "shard-00000.positives.safetensors"
-    positives.write_bytes(positives.read_bytes()[:100])  # damaged, so shard 0 is built again
+    records = out / "shard-00000.records.safetensors"
+    records.write_bytes(records.read_bytes()[:100])  # damaged, so shard 0 is built again
 
-    real = corpus.save_graph_store
+    def dies_while_writing(*args: object, **kwargs: object) -> None:
+        raise Killed
 
-    def dies_before_the_positives(*args: object, **kwargs: object) -> None:
-        if "positives" in Path(str(args[4])).name:
-            raise Killed
-        real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(corpus, "save_graph_store", dies_before_the_positives)
+    monkeypatch.setattr(corpus, "write_records", dies_while_writing)
     with pytest.raises(Killed):
         prepare_corpus(SAMPLE, out, config, limit=32, progress=False)
     monkeypatch.undo()
-    # new anchors, old positives: the old summary must not declare this mixture a complete shard
+    # killed while rebuilding: the old summary must not declare the damaged shard complete
     assert not (out / "shard-00000.summary.json").exists()
     assert (out / "shard-00001.summary.json").is_file()  # the other shard is untouched
     prepare_corpus(SAMPLE, out, config, limit=32, progress=False)

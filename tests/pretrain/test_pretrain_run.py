@@ -77,13 +77,24 @@ def test_prepared_corpus_is_aligned_and_complete(tiny_corpus: Path) -> None:
 def test_resuming_prepare_keeps_finished_shards(tiny_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "c"
     prepare_corpus(SAMPLE, out, CorpusConfig(shard_size=100), limit=240, progress=False)
-    kept = (out / "shard-00000.anchors.safetensors").stat().st_mtime_ns
+    kept = (out / "shard-00000.records.safetensors").stat().st_mtime_ns
     (out / "shard-00001.summary.json").unlink()  # as if killed while writing shard 1
     manifest = prepare_corpus(SAMPLE, out, CorpusConfig(shard_size=100), limit=240, progress=False)
-    assert (out / "shard-00000.anchors.safetensors").stat().st_mtime_ns == kept
+    assert (out / "shard-00000.records.safetensors").stat().st_mtime_ns == kept
     assert manifest["n_molecules"] == PretrainCorpus(tiny_corpus).manifest["n_molecules"]
     with pytest.raises(ValueError, match="other settings"):
         prepare_corpus(SAMPLE, out, CorpusConfig(shard_size=50), limit=240, progress=False)
+
+
+def test_preparing_with_a_larger_limit_grows_the_corpus(tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    small = prepare_corpus(SAMPLE, out, CorpusConfig(shard_size=100), limit=150, progress=False)
+    kept = (out / "shard-00000.records.safetensors").stat().st_mtime_ns
+    grown = prepare_corpus(SAMPLE, out, CorpusConfig(shard_size=100), limit=240, progress=False)
+    assert (out / "shard-00000.records.safetensors").stat().st_mtime_ns == kept  # full shard kept
+    assert len(grown["shards"]) == 3 and grown["shards"][1]["rows"] == [100, 200]  # partial shard rebuilt
+    assert grown["n_molecules"] > small["n_molecules"]
+    assert grown["n_molecules"] == len(PretrainCorpus(out))
 
 
 def test_leakage_filter_removes_heldout_molecules(tmp_path: Path) -> None:

@@ -1,0 +1,128 @@
+"""Corpus format 2 (compressed records) against format 1 (columns): bytes per molecule and read speed.
+
+Converts the first shards of a format-1 corpus to format 2 (the same molecules, positives and
+targets, checked equal), then reports for each format the bytes per molecule on disk, the time to
+read one molecule as training does (anchor and ``n_scd`` of its positives) and the time of the
+whole data step of a batch (views + collation, ``PretrainDataModule``'s dataset and collate), with
+the two formats interleaved so that a busy machine slows both alike.
+
+    python benchmarks/bench_corpus_format.py --corpus runs/corpora/moses300k --shards 2 \\
+        --output results/bench/corpus-format-2026-12-06.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def convert(source: Path, target: Path, n_shards: int) -> dict:
+    """A format-2 copy of ``source``'s first ``n_shards`` shards (and a format-1 copy of the same shards)."""
+    from molchannel.pretrain.corpus import _ColumnShard, _shard_name
+    from molchannel.pretrain.records import RecordCodec, write_records
+
+    manifest = json.loads((source / "corpus.json").read_text())
+    if manifest["format"] != 1:
+        raise SystemExit(f"{source} is not a format-1 corpus")
+    shards = manifest["shards"][:n_shards]
+    n_stored = int(manifest["settings"]["config"]["n_stored"])
+    for fmt in (1, 2):
+        out = target / f"format{fmt}"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        for s in shards:
+            name = _shard_name(s["index"])
+            shutil.copyfile(source / f"{name}.summary.json", out / f"{name}.summary.json")
+            if fmt == 1:
+                for part in ("anchors", "positives"):
+                    for ext in ("safetensors", "json"):
+                        shutil.copyfile(source / f"{name}.{part}.{ext}", out / f"{name}.{part}.{ext}")
+                continue
+            old = _ColumnShard(source, s["index"], n_stored)
+            molecules = [old.molecule(i) for i in range(len(old.row_index))]
+            anchors = [a for a, _ in molecules]
+            positives = [list(p) for _, p in molecules]
+            codec = RecordCodec.fit(anchors, positives)
+            records = [codec.encode(a, p) for a, p in zip(anchors, positives, strict=True)]
+            write_records(
+                out / f"{name}.records.safetensors", out / f"{name}.records.json", codec, records,
+                old.row_index.tolist(), {"format": 2, "shard": s["index"]},
+            )  # fmt: skip
+        kept = sum(s["kept"] for s in shards)
+        (out / "corpus.json").write_text(
+            json.dumps({**manifest, "format": fmt, "shards": shards, "n_molecules": kept})
+        )
+    return {"molecules": sum(s["kept"] for s in shards), "n_stored": n_stored}
+
+
+def _same(a: Any, b: Any) -> bool:
+    keys = sorted(a.keys())
+    return keys == sorted(b.keys()) and all(torch.equal(a[k], b[k]) for k in keys)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--corpus", required=True, help="a format-1 corpus")
+    parser.add_argument("--shards", type=int, default=1)
+    parser.add_argument("--workdir", default="runs/corpora/format-bench")
+    parser.add_argument("--molecules", type=int, default=2000, help="molecules read per timing round")
+    parser.add_argument("--batches", type=int, default=10, help="batches of 64 per data-step round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    from molchannel.pretrain.corpus import PretrainCorpus
+    from molchannel.pretrain.data import ViewDataset, collate_views
+
+    work = Path(args.workdir)
+    info = convert(Path(args.corpus), work, args.shards)
+    corpora = {fmt: PretrainCorpus(work / f"format{fmt}") for fmt in (1, 2)}
+    n = len(corpora[1])
+    for i in np.random.default_rng(0).choice(n, 200, replace=False).tolist():  # same molecules, both formats
+        a, b = corpora[1][i], corpora[2][i]
+        assert _same(a.anchor, b.anchor) and a.n_real == b.n_real and a.row == b.row
+        assert all(_same(a.positives[j], b.positives[j]) for j in range(info["n_stored"]))
+    result: dict = {"corpus": args.corpus, **info, "formats": {}}
+    for fmt in (1, 2):
+        folder = work / f"format{fmt}"
+        size = sum(p.stat().st_size for p in folder.glob("shard-*"))
+        result["formats"][fmt] = {"bytes_per_molecule": size / n, "read_us": [], "batch_ms": []}
+    rng = np.random.default_rng(1)
+    for _ in range(args.rounds):
+        picks = rng.choice(n, args.molecules, replace=False).tolist()
+        batches = [rng.choice(n, 64, replace=False) for _ in range(args.batches)]
+        for fmt, corpus in corpora.items():
+            start = time.perf_counter()
+            for i in picks:
+                item = corpus[i]
+                _ = [item.positives[j] for j in range(5)]
+            result["formats"][fmt]["read_us"].append((time.perf_counter() - start) / len(picks) * 1e6)
+            dataset = ViewDataset(corpus, np.arange(n))
+            start = time.perf_counter()
+            for batch in batches:
+                collate_views([dataset[int(i)] for i in batch])
+            result["formats"][fmt]["batch_ms"].append((time.perf_counter() - start) / len(batches) * 1e3)
+    for fmt, r in result["formats"].items():
+        read, step = statistics.median(r["read_us"]), statistics.median(r["batch_ms"])
+        print(
+            f"format {fmt}: {r['bytes_per_molecule']:.0f} B/molecule, read {read:.0f} us "
+            f"(anchor + 5 positives), data step {step:.1f} ms per batch of 64"
+        )
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

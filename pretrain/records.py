@@ -1,0 +1,401 @@
+"""Compact per-molecule records: how a prepared corpus stores each molecule (corpus format 2).
+
+One record holds everything pre-training reads about a molecule: its anchor graph with the
+pre-training targets (context tokens, scaffold mask, fingerprints, motif and descriptor targets,
+``n_real``) and its ``n_stored`` SCD positives. A record is the bytes of those arrays, one after the
+other, zlib-compressed. Three things make it small (BENCHMARKS.md, "Corpus format 2"):
+
+* each bond is stored once, not once per direction: a coalesced ``edge_index`` with symmetric
+  bond features is rebuilt exactly on read (graphs where that does not hold keep both directions);
+* the positives of a molecule are near-copies of it (same scaffold, edited side chains), and
+  integer columns (atom and bond codes, atom indices) are narrowed to the smallest integer type that
+  holds the shard's values, so compression finds long repeats;
+* records are compressed with a preset dictionary made of the shard's first records (stored once
+  per shard), so what molecules share (descriptor and fingerprint bytes) is not paid for per record.
+
+A shard's records are concatenated in one memory-mapped ``.safetensors`` file (``blob`` bytes,
+``offsets``, ``row_index``, ``zdict``); its JSON sidecar holds the layout: each field's name, level
+(one value per node, per edge or per graph), stored and original dtype and shape. Reading a record
+costs a decompression to ~2-3 kB and a few array views, no RDKit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zlib
+from collections.abc import Sequence as SequenceABC
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch_geometric.data import Data
+
+from molchannel.atomic import atomic_path, write_text_atomic
+from molchannel.data.cache import load_safetensors_mmap
+from molchannel.data.paths import sha256_of_file
+
+GRAPH_LEVEL_FIELDS = frozenset({"fp", "scaffold_fp", "motif", "descriptors", "n_real"})
+"""Anchor fields with one value (row) per molecule; every other non-edge field has one per atom."""
+ANCHOR_TARGETS = GRAPH_LEVEL_FIELDS | {"context_label", "scaffold_mask"}
+"""Fields only the anchor has; the rest are the featurizer's and every graph has them."""
+
+_COUNT = np.dtype("<u2")  # atoms, stored bonds and the directed flag of a graph: 65,535 atoms at most
+_INT_TYPES = (np.uint8, np.int16, np.int32, np.int64)
+_ZDICT_RECORDS, _ZDICT_BYTES = 64, 32768  # zlib's window: a longer dictionary is not used
+
+
+@dataclass(frozen=True)
+class FieldLayout:
+    """How one field of a graph is stored in a record."""
+
+    name: str
+    level: str  # "node", "edge" or "graph"
+    stored: str  # numpy dtype name in the record
+    original: str  # torch dtype name the reader returns
+    shape: tuple[int, ...]  # trailing shape per node / edge; the full shape for graph-level fields
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "level": self.level, "stored": self.stored, "original": self.original,
+                "shape": list(self.shape)}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FieldLayout:
+        return cls(d["name"], d["level"], d["stored"], d["original"], tuple(d["shape"]))
+
+
+def _level(name: str) -> str:
+    if name.startswith("edge_"):
+        return "edge"
+    return "graph" if name in GRAPH_LEVEL_FIELDS else "node"
+
+
+def _narrowest(lo: int, hi: int) -> np.dtype:
+    for dtype in _INT_TYPES:
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return np.dtype(dtype)
+    return np.dtype(np.int64)
+
+
+def _layout(graphs: list[Data], names: list[str]) -> list[FieldLayout]:
+    """The layout of fields ``names`` of ``graphs``: integer columns as narrow as their values allow."""
+    first = graphs[0]
+    out = []
+    for name in names:
+        value = first[name]
+        level = _level(name)
+        shape = tuple(value.shape) if level == "graph" else tuple(value.shape[1:])
+        original = str(value.dtype).removeprefix("torch.")
+        stored = np.dtype(torch.empty(0, dtype=value.dtype).numpy().dtype)
+        if not value.dtype.is_floating_point and value.dtype != torch.bool:
+            values = [g[name] for g in graphs if g[name].numel()]
+            if values:
+                lo = min(int(v.min()) for v in values)
+                hi = max(int(v.max()) for v in values)
+                stored = _narrowest(lo, hi)
+        out.append(FieldLayout(name, level, stored.name, original, shape))
+    return out
+
+
+def _edge_layout(graphs: list[Data]) -> FieldLayout:
+    most_atoms = max(int(g.num_nodes) for g in graphs)
+    return FieldLayout("edge_index", "edge", _narrowest(0, max(most_atoms - 1, 0)).name, "int64", (2,))
+
+
+def _one_direction(edge_index: np.ndarray, num_nodes: int, edge_attrs: list[np.ndarray]) -> np.ndarray | None:
+    """Columns keeping each bond once (``src < dst``) if both directions rebuild from them; else None."""
+    keep = np.flatnonzero(edge_index[0] < edge_index[1])
+    if 2 * len(keep) != edge_index.shape[1]:
+        return None
+    picks, src, dst = _both_directions(edge_index[:, keep], num_nodes)
+    if not (np.array_equal(src, edge_index[0]) and np.array_equal(dst, edge_index[1])):
+        return None
+    if any(not np.array_equal(attr[keep][picks], attr) for attr in edge_attrs):
+        return None
+    return keep
+
+
+def _both_directions(half: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bonds ``half`` (stored once) in both directions, coalesced: (index into ``half``, src, dst)."""
+    n = half.shape[1]
+    src = np.concatenate([half[0], half[1]]).astype(np.int64)
+    dst = np.concatenate([half[1], half[0]]).astype(np.int64)
+    order = np.argsort(src * max(num_nodes, 1) + dst, kind="stable")
+    return np.concatenate([np.arange(n), np.arange(n)])[order], src[order], dst[order]
+
+
+def _numpy_dtype(torch_name: str) -> np.dtype:
+    return torch.empty(0, dtype=getattr(torch, torch_name)).numpy().dtype
+
+
+class RecordCodec:
+    """Encodes a molecule (anchor graph with targets + positive graphs) as one compressed record, and back.
+
+    ``graph_fields`` are the featurizer's fields every graph has (``x``, ``edge_attr``, ...);
+    ``anchor_fields`` the targets only the anchor has. Built for a shard by :meth:`fit`, which
+    narrows integer columns to what the shard's values need; saved with the shard (:meth:`to_dict`).
+    """
+
+    def __init__(
+        self,
+        edge_index: FieldLayout,
+        graph_fields: list[FieldLayout],
+        anchor_fields: list[FieldLayout],
+        zdict: bytes = b"",
+    ) -> None:
+        self.edge_index = edge_index
+        self.zdict = zdict
+        self.graph_fields = graph_fields
+        self.anchor_fields = anchor_fields
+        self._stored = {f.name: np.dtype(f.stored) for f in [edge_index, *graph_fields, *anchor_fields]}
+        self._original = {f.name: _numpy_dtype(f.original) for f in [*graph_fields, *anchor_fields]}
+        # bytes each atom and each stored bond take in a graph (anchor targets excluded)
+        self._node_bytes = sum(
+            self._stored[f.name].itemsize * math.prod(f.shape) for f in graph_fields if f.level == "node"
+        )
+        self._edge_bytes = 2 * self._stored["edge_index"].itemsize + sum(
+            self._stored[f.name].itemsize * math.prod(f.shape) for f in graph_fields if f.level == "edge"
+        )
+
+    @classmethod
+    def fit(cls, anchors: list[Data], positives: list[list[Data]]) -> RecordCodec:
+        """The codec for a shard: its fields, integer columns as narrow as the shard's values allow."""
+        names = set(anchors[0].keys()) - {"edge_index", "num_nodes"}
+        base = sorted(names - ANCHOR_TARGETS)
+        graphs = [*anchors, *(g for pos in positives for g in pos)]
+        plain = [Data(**{k: g[k] for k in base}, num_nodes=g.num_nodes) for g in graphs]
+        targets = sorted(names & ANCHOR_TARGETS)
+        extras = [Data(**{k: a[k] for k in targets}) for a in anchors]
+        codec = cls(_edge_layout(graphs), _layout(plain, base), _layout(extras, targets) if targets else [])
+        sample = zip(anchors[:_ZDICT_RECORDS], positives[:_ZDICT_RECORDS], strict=True)
+        codec.zdict = b"".join(codec._raw(a, p) for a, p in sample)[-_ZDICT_BYTES:]
+        return codec
+
+    @classmethod
+    def empty(cls) -> RecordCodec:
+        """The codec of a shard with no molecules (every one invalid or held out)."""
+        return cls(FieldLayout("edge_index", "edge", "uint8", "int64", (2,)), [], [])
+
+    # ---- encoding --------------------------------------------------------------------------------
+    def _graph_parts(self, g: Data) -> tuple[list[int], list[bytes]]:
+        edge_index = g.edge_index.numpy()
+        num_nodes = int(g.num_nodes)
+        edge_fields = [f for f in self.graph_fields if f.level == "edge"]
+        keep = _one_direction(edge_index, num_nodes, [g[f.name].numpy() for f in edge_fields])
+        columns = np.arange(edge_index.shape[1]) if keep is None else keep
+        if num_nodes > np.iinfo(_COUNT).max or len(columns) > np.iinfo(_COUNT).max:
+            raise ValueError(
+                f"a graph of {num_nodes} atoms / {len(columns)} bonds is too large for a corpus record"
+            )
+        parts = [np.ascontiguousarray(edge_index[:, columns], dtype=self._stored["edge_index"]).tobytes()]
+        for f in self.graph_fields:
+            value = g[f.name].numpy()
+            if f.level == "edge":
+                value = value[columns]
+            parts.append(np.ascontiguousarray(value, dtype=self._stored[f.name]).tobytes())
+        return [num_nodes, len(columns), int(keep is None)], parts
+
+    def encode(self, anchor: Data, positives: list[Data]) -> bytes:
+        """One molecule's compressed record."""
+        raw = self._raw(anchor, positives)
+        if not self.zdict:
+            return zlib.compress(raw, 9)
+        compressor = zlib.compressobj(9, zdict=self.zdict)
+        return compressor.compress(raw) + compressor.flush()
+
+    def _raw(self, anchor: Data, positives: list[Data]) -> bytes:
+        counts: list[int] = [len(positives)]
+        body: list[bytes] = []
+        for i, g in enumerate([anchor, *positives]):
+            header, parts = self._graph_parts(g)
+            counts += header
+            body += parts
+            if i == 0:
+                for f in self.anchor_fields:
+                    body.append(
+                        np.ascontiguousarray(anchor[f.name].numpy(), dtype=self._stored[f.name]).tobytes()
+                    )
+        return np.asarray(counts, dtype=_COUNT).tobytes() + b"".join(body)
+
+    # ---- decoding --------------------------------------------------------------------------------
+    def _graph_bytes(self, num_nodes: int, n_edges: int) -> int:
+        return num_nodes * self._node_bytes + n_edges * self._edge_bytes
+
+    def _read_graph(
+        self, raw: bytes, at: int, num_nodes: int, n_edges: int, directed: int
+    ) -> dict[str, np.ndarray]:
+        def take(name: str, rows: int, shape: tuple[int, ...]) -> np.ndarray:
+            nonlocal at
+            dtype = self._stored[name]
+            n = rows * math.prod(shape)
+            value = np.frombuffer(raw, dtype, n, at).reshape(rows, *shape)
+            at += n * dtype.itemsize
+            return value
+
+        stored = take("edge_index", 2, (n_edges,))
+        fields: dict[str, np.ndarray] = {}
+        picks = None
+        if directed:
+            fields["edge_index"] = stored.astype(np.int64)
+        else:
+            picks, src, dst = _both_directions(stored, num_nodes)
+            edge_index = np.empty((2, len(src)), dtype=np.int64)
+            edge_index[0], edge_index[1] = src, dst
+            fields["edge_index"] = edge_index
+        for f in self.graph_fields:
+            value = take(f.name, num_nodes if f.level == "node" else n_edges, f.shape)
+            if picks is not None and f.level == "edge":
+                value = value[picks]
+            fields[f.name] = value.astype(self._original[f.name])
+        return fields
+
+    def open(self, record: bytes | memoryview) -> Record:
+        """A record, decompressed: its anchor read now, its positives when asked for."""
+        if not self.zdict:
+            return Record(self, zlib.decompress(record))
+        decompressor = zlib.decompressobj(zdict=self.zdict)
+        return Record(self, decompressor.decompress(record) + decompressor.flush())
+
+    def decode(self, record: bytes | memoryview) -> tuple[Data, list[Data]]:
+        """The anchor graph (with its targets) and every positive graph of a record."""
+        opened = self.open(record)
+        return opened.anchor(), list(opened)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "edge_index": self.edge_index.to_dict(),
+            "graph_fields": [f.to_dict() for f in self.graph_fields],
+            "anchor_fields": [f.to_dict() for f in self.anchor_fields],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], zdict: bytes = b"") -> RecordCodec:
+        """The codec :meth:`to_dict` described (the dictionary is binary and saved beside it)."""
+        return cls(
+            FieldLayout.from_dict(d["edge_index"]),
+            [FieldLayout.from_dict(f) for f in d["graph_fields"]],
+            [FieldLayout.from_dict(f) for f in d["anchor_fields"]],
+            zdict,
+        )
+
+
+class Record(SequenceABC[Data]):
+    """A decompressed record: ``record.anchor()`` and the positives as a sequence, decoded when accessed.
+
+    Pre-training uses ``n_scd`` of the ``n_stored`` positives per step, so the others are never decoded.
+    """
+
+    def __init__(self, codec: RecordCodec, raw: bytes) -> None:
+        self._codec, self._raw = codec, raw
+        n_pos = int(np.frombuffer(raw, _COUNT, 1)[0])
+        counts = np.frombuffer(raw, _COUNT, 1 + 3 * (n_pos + 1)).tolist()[1:]
+        graphs = [counts[i : i + 3] for i in range(0, len(counts), 3)]
+        at = _COUNT.itemsize * (1 + 3 * (n_pos + 1))
+        num_nodes, n_edges, directed = graphs[0]
+        self.anchor_arrays = codec._read_graph(raw, at, num_nodes, n_edges, directed)
+        at += codec._graph_bytes(num_nodes, n_edges)
+        for f in codec.anchor_fields:
+            dtype = codec._stored[f.name]
+            shape = f.shape if f.level == "graph" else (num_nodes, *f.shape)
+            n = math.prod(shape)
+            self.anchor_arrays[f.name] = (
+                np.frombuffer(raw, dtype, n, at).reshape(shape).astype(codec._original[f.name])
+            )
+            at += n * dtype.itemsize
+        self._positives: list[tuple[int, list[int]]] = []
+        for num_nodes, n_edges, directed in graphs[1:]:
+            self._positives.append((at, [num_nodes, n_edges, directed]))
+            at += codec._graph_bytes(num_nodes, n_edges)
+
+    def anchor(self) -> Data:
+        return _data(self.anchor_arrays)
+
+    def positive_arrays(self, j: int) -> dict[str, np.ndarray]:
+        at, (num_nodes, n_edges, directed) = self._positives[j]
+        return self._codec._read_graph(self._raw, at, num_nodes, n_edges, directed)
+
+    def __len__(self) -> int:
+        return len(self._positives)
+
+    @overload
+    def __getitem__(self, j: int) -> Data: ...
+    @overload
+    def __getitem__(self, j: slice) -> list[Data]: ...
+    def __getitem__(self, j: int | slice) -> Data | list[Data]:
+        if isinstance(j, slice):
+            return [self[k] for k in range(len(self))[j]]
+        return _data(self.positive_arrays(j))
+
+
+def _data(fields: dict[str, np.ndarray]) -> Data:
+    return Data(**{k: torch.from_numpy(v) for k, v in fields.items()})
+
+
+# ---- a shard's records on disk -----------------------------------------------------------------
+def write_records(
+    data_path: Path, manifest_path: Path, codec: RecordCodec, records: list[bytes], rows: list[int],
+    key: dict[str, Any],
+) -> None:  # fmt: skip
+    """Write a shard's records (a ``.safetensors`` of bytes, offsets and rows, and its JSON), atomically."""
+    offsets = np.zeros(len(records) + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in records], out=offsets[1:])
+    tensors = {
+        "blob": _byte_tensor(b"".join(records)),
+        "zdict": _byte_tensor(codec.zdict),
+        "offsets": torch.from_numpy(offsets),
+        "row_index": torch.tensor(rows, dtype=torch.int32),
+    }
+    with atomic_path(data_path) as tmp:
+        save_file(tensors, str(tmp))
+        checksum = sha256_of_file(tmp)
+        size = os.path.getsize(tmp)
+    manifest = {
+        "key": key,
+        "file": data_path.name,
+        "sha256": checksum,
+        "size": size,
+        "layout": codec.to_dict(),
+    }
+    write_text_atomic(manifest_path, json.dumps(manifest, indent=1))
+
+
+def _byte_tensor(data: bytes) -> torch.Tensor:
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.zeros(0, dtype=torch.uint8)
+
+
+class RecordStore:
+    """A shard's records, memory-mapped: ``store.molecule(i)`` decodes the ``i``-th."""
+
+    def __init__(self, data_path: Path, manifest_path: Path) -> None:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        size = os.path.getsize(data_path)
+        if size != manifest["size"]:
+            raise ValueError(
+                f"{data_path}: size {size} differs from the recorded {manifest['size']} (truncated?)"
+            )
+        tensors = load_safetensors_mmap(data_path)
+        self.key = manifest["key"]
+        self.codec = RecordCodec.from_dict(manifest["layout"], tensors["zdict"].numpy().tobytes())
+        self._blob = tensors["blob"].numpy()
+        self._offsets = tensors["offsets"].numpy()
+        self.row_index = tensors["row_index"].numpy()
+
+    def __len__(self) -> int:
+        return len(self.row_index)
+
+    def record(self, i: int) -> bytes:
+        """The ``i``-th record's compressed bytes."""
+        return self._blob[int(self._offsets[i]) : int(self._offsets[i + 1])].tobytes()
+
+    def open(self, i: int) -> Record:
+        """The ``i``-th record, decompressed (:class:`Record`)."""
+        return self.codec.open(self.record(i))
+
+    def anchor_field(self, name: str, n: int) -> np.ndarray:
+        """The graph-level anchor field ``name`` of the first ``n`` records, stacked (fitting normalisers)."""
+        return np.concatenate([self.open(i).anchor_arrays[name] for i in range(min(n, len(self)))])

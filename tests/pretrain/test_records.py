@@ -1,0 +1,142 @@
+"""Compact corpus records: exact round trips, bonds stored once, and format-1 corpora still read."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch_geometric.data import Data
+
+from molchannel.chem.featurizers import get_featurizer
+from molchannel.pretrain.corpus import CorpusConfig, PretrainCorpus, prepare_corpus
+from molchannel.pretrain.records import RecordCodec, RecordStore, write_records
+
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "zinc_sample.smi"
+
+
+def _anchor(smiles: str, featurizer: str = "basic") -> Data:
+    data = get_featurizer(featurizer)(smiles)
+    n = data.num_nodes
+    data.context_label = torch.arange(n) % 7 + 300  # needs int16: narrowing must not clip it
+    data.scaffold_mask = (torch.arange(n) % 2).to(torch.uint8)
+    data.fp = torch.randint(0, 255, (1, 64), dtype=torch.uint8)
+    data.motif = torch.rand(1, 86).to(torch.float16)
+    data.n_real = torch.tensor([3])
+    return data
+
+
+def _assert_same(a: Data, b: Data) -> None:
+    assert sorted(a.keys()) == sorted(b.keys())
+    for k in a.keys():  # noqa: SIM118 - iterating a PyG Data yields (key, value) pairs
+        assert a[k].dtype == b[k].dtype, k
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("featurizer", ["basic", "rich"])
+def test_records_round_trip_exactly(featurizer: str) -> None:
+    smiles = ["CC(=O)Oc1ccccc1C(=O)O", "C[C@H](N)C(=O)O", "[Na+].[Cl-]", "C"]
+    anchors = [_anchor(s, featurizer) for s in smiles]
+    positives = [[get_featurizer(featurizer)(t) for t in ("CCO", s, "c1ccccc1")] for s in smiles]
+    codec = RecordCodec.fit(anchors, positives)
+    assert {f.name: f.stored for f in codec.anchor_fields}["context_label"] == "int16"
+    codec = RecordCodec.from_dict(json.loads(json.dumps(codec.to_dict())), codec.zdict)  # as a shard reads it
+    for anchor, pos in zip(anchors, positives, strict=True):
+        record = codec.open(codec.encode(anchor, pos))
+        _assert_same(anchor, record.anchor())
+        assert len(record) == 3
+        for j in (2, 0, 1):  # any positive alone, in any order
+            _assert_same(pos[j], record[j])
+
+
+def _header(codec: RecordCodec, anchor: Data, positives: list[Data]) -> list[int]:
+    """(positives, then atoms, stored bonds, directed flag of each graph) of an encoded record."""
+    decompressor = zlib.decompressobj(zdict=codec.zdict)
+    raw = decompressor.decompress(codec.encode(anchor, positives))
+    return np.frombuffer(raw, np.uint16, 1 + 3 * (len(positives) + 1)).tolist()
+
+
+def test_bonds_are_stored_once_and_asymmetric_graphs_kept_whole() -> None:
+    anchor = _anchor("CCOC(=O)c1ccccc1")
+    codec = RecordCodec.fit([anchor], [[anchor]])
+    n_atoms, n_edges = anchor.num_nodes, anchor.edge_index.shape[1]
+    assert _header(codec, anchor, [anchor]) == [1, n_atoms, n_edges // 2, 0, n_atoms, n_edges // 2, 0]
+    # the two directions of a bond with different features cannot be halved: stored whole
+    odd = anchor.clone()
+    odd.edge_attr = odd.edge_attr.clone()
+    odd.edge_attr[0, 1] = 2
+    assert _header(codec, odd, [odd])[1:4] == [n_atoms, n_edges, 1]
+    record = codec.open(codec.encode(odd, [odd]))
+    _assert_same(odd, record.anchor())
+    _assert_same(Data(x=odd.x, edge_index=odd.edge_index, edge_attr=odd.edge_attr), record[0])
+
+
+def test_record_store_is_memory_mapped_and_checks_its_size(tmp_path: Path) -> None:
+    anchors = [_anchor(s) for s in ("CCO", "c1ccccc1O")]
+    positives = [[a] for a in anchors]
+    codec = RecordCodec.fit(anchors, positives)
+    records = [codec.encode(a, p) for a, p in zip(anchors, positives, strict=True)]
+    data, meta = tmp_path / "s.records.safetensors", tmp_path / "s.records.json"
+    write_records(data, meta, codec, records, [5, 9], {"shard": 0})
+    store = RecordStore(data, meta)
+    assert len(store) == 2 and store.row_index.tolist() == [5, 9]
+    _assert_same(anchors[1], store.open(1).anchor())
+    assert store.anchor_field("motif", 5).shape == (2, 86)
+    data.write_bytes(data.read_bytes()[:-3])
+    with pytest.raises(ValueError, match="truncated"):
+        RecordStore(data, meta)
+
+
+def test_a_prepared_corpus_is_compact(tmp_path: Path) -> None:
+    manifest = prepare_corpus(SAMPLE, tmp_path / "c", CorpusConfig(shard_size=100), limit=200, progress=False)
+    stores = [RecordStore(p, p.with_suffix(".json")) for p in sorted((tmp_path / "c").glob("*.safetensors"))]
+    record_bytes = sum(int(s._offsets[-1]) for s in stores)
+    # 5 positives and 118 descriptors per molecule: format 1 took ~2 kB for the same (the shards'
+    # dictionaries, 32 kB each, are left out: they weigh a few bytes per molecule in real-size shards)
+    assert record_bytes / manifest["n_molecules"] < 500
+    corpus = PretrainCorpus(tmp_path / "c")
+    assert corpus.format == 2 and len(corpus[0].positives) == 5
+
+
+def test_format_1_corpora_are_still_read(tmp_path: Path) -> None:
+    """A corpus written by the column format (1) reads the same molecules as its format-2 twin."""
+    from molchannel.data.cache import GraphPacker, save_graph_store
+    from molchannel.pretrain import corpus as corpus_module
+
+    new = tmp_path / "new"
+    prepare_corpus(SAMPLE, new, CorpusConfig(shard_size=100), limit=60, progress=False)
+    old = tmp_path / "old"
+    old.mkdir()
+    manifest = json.loads((new / "corpus.json").read_text())
+    twin = PretrainCorpus(new)
+    store = RecordStore(new / "shard-00000.records.safetensors", new / "shard-00000.records.json")
+    anchors, positives = GraphPacker(), GraphPacker()
+    for i in range(len(store)):
+        record = store.open(i)
+        anchors.add(record.anchor())
+        for g in record:
+            positives.add(g)
+    for part, packer, rows in (
+        ("anchors", anchors, store.row_index.tolist()),
+        ("positives", positives, [r for r in store.row_index.tolist() for _ in range(5)]),
+    ):
+        tensors, fields = packer.tensors()
+        tensors["row_index"] = torch.tensor(rows)
+        save_graph_store(
+            tensors, fields, [], {"format": 1, "n_rows": 60},
+            old / f"shard-00000.{part}.safetensors", old / f"shard-00000.{part}.json",
+        )  # fmt: skip
+    (old / "shard-00000.summary.json").write_text((new / "shard-00000.summary.json").read_text())
+    (old / "corpus.json").write_text(json.dumps({**manifest, "format": 1}))
+    legacy = PretrainCorpus(old)
+    assert legacy.format == 1 and len(legacy) == len(twin)
+    for i in (0, len(twin) - 1):
+        a, b = legacy[i], twin[i]
+        _assert_same(a.anchor, b.anchor)
+        assert a.n_real == b.n_real and a.row == b.row
+        for j in range(5):
+            _assert_same(a.positives[j], b.positives[j])
+    assert corpus_module.READ_FORMATS == (1, 2)
