@@ -32,12 +32,9 @@ from typing import Any, overload
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch_geometric.data import Data
 
-from molchannel.atomic import atomic_path, write_text_atomic
-from molchannel.data.cache import load_safetensors_mmap
-from molchannel.data.paths import sha256_of_file
+from molchannel.data.cache import load_safetensors_mmap, save_tensors_with_manifest
 
 GRAPH_LEVEL_FIELDS = frozenset({"fp", "scaffold_fp", "motif", "descriptors", "n_real"})
 """Anchor fields with one value (row) per molecule; every other non-edge field has one per atom."""
@@ -350,18 +347,7 @@ def write_records(
         "offsets": torch.from_numpy(offsets),
         "row_index": torch.tensor(rows, dtype=torch.int32),
     }
-    with atomic_path(data_path) as tmp:
-        save_file(tensors, str(tmp))
-        checksum = sha256_of_file(tmp)
-        size = os.path.getsize(tmp)
-    manifest = {
-        "key": key,
-        "file": data_path.name,
-        "sha256": checksum,
-        "size": size,
-        "layout": codec.to_dict(),
-    }
-    write_text_atomic(manifest_path, json.dumps(manifest, indent=1))
+    save_tensors_with_manifest(tensors, key, data_path, manifest_path, layout=codec.to_dict())
 
 
 def _byte_tensor(data: bytes) -> torch.Tensor:

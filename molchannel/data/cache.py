@@ -258,18 +258,22 @@ def save_graph_store(
     manifest_path: Path,
 ) -> None:
     """Write a graph store (tensors + manifest with its sha256), each file atomically."""
+    save_tensors_with_manifest(
+        tensors, key, data_path, manifest_path,
+        fields={k: {"cat_dim": f.cat_dim, "dtype": f.dtype} for k, f in fields.items()},
+        invalid=[[r.index, r.smiles, r.reason] for r in invalid],
+    )  # fmt: skip
+
+
+def save_tensors_with_manifest(
+    tensors: dict[str, torch.Tensor], key: dict[str, Any], data_path: Path, manifest_path: Path, **extra: Any
+) -> None:
+    """Write ``tensors`` (safetensors) and a JSON manifest (key, file, sha256, size, ``extra``) atomically."""
     with atomic_path(data_path) as tmp:
         save_file(tensors, str(tmp))
         checksum = sha256_of_file(tmp)
         size = os.path.getsize(tmp)
-    manifest = {
-        "key": key,
-        "file": data_path.name,
-        "sha256": checksum,
-        "size": size,
-        "fields": {k: {"cat_dim": f.cat_dim, "dtype": f.dtype} for k, f in fields.items()},
-        "invalid": [[r.index, r.smiles, r.reason] for r in invalid],
-    }
+    manifest = {"key": key, "file": data_path.name, "sha256": checksum, "size": size, **extra}
     write_text_atomic(manifest_path, json.dumps(manifest, indent=1))
 
 
