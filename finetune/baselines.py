@@ -43,6 +43,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from molchannel.kernel_member import ecfp_bits, squared_bit_distances
+
+squared_distances = squared_bit_distances  # the number of differing bits of 0/1 rows
+
 Kernel = Literal["rbf", "tanimoto"]
 
 #: MoleculeACE's SVM search space (Data/configures/default/SVM.yml).
@@ -104,19 +108,6 @@ class SvmBaselineResult:
 
 
 # ---- features and kernels -----------------------------------------------------------------
-def ecfp_bits(smiles: Sequence[str], radius: int = 2, n_bits: int = 1024) -> np.ndarray:
-    """ECFP bit vectors, ``uint8 [n, n_bits]``; raises on a SMILES RDKit cannot parse (filter first)."""
-    from rdkit.Chem import rdFingerprintGenerator
-
-    from molchannel.chem.smiles import parse_smiles
-
-    generator = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
-    out = np.zeros((len(smiles), n_bits), dtype=np.uint8)
-    for i, s in enumerate(smiles):
-        out[i] = generator.GetFingerprintAsNumPy(parse_smiles(s, i))
-    return out
-
-
 def _dot_and_counts(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     a64 = np.asarray(a, dtype=np.float64)
     b64 = np.asarray(b, dtype=np.float64)
@@ -132,12 +123,6 @@ def tanimoto_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     union = na[:, None] + nb[None, :] - dot
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, dot / np.where(union > 0, union, 1.0), 0.0)
-
-
-def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances of the rows (for bit vectors: the number of differing bits)."""
-    dot, na, nb = _dot_and_counts(a, b)
-    return np.maximum(na[:, None] + nb[None, :] - 2.0 * dot, 0.0)
 
 
 def rbf_kernel(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
@@ -193,12 +178,13 @@ def _gram(kernel: Kernel, gamma: float | None, sq_dist: np.ndarray | None, tanim
     return np.exp(-float(gamma) * sq_dist)
 
 
-def fit_ecfp_svm(
-    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, config: SvmBaselineConfig | None = None
-) -> tuple[np.ndarray, dict[str, float], float, list[dict[str, float]]]:
-    """Grid-search ``C`` (and ``gamma``) by cross-validation on the training set, refit, predict the test set.
+def select_ecfp_svm(
+    x_train: np.ndarray, y_train: np.ndarray, config: SvmBaselineConfig | None = None
+) -> tuple[Any, dict[str, float], float, list[dict[str, float]]]:
+    """Grid-search ``C`` (and ``gamma``) by cross-validation on the training set and refit the winner.
 
-    Returns ``(test predictions, best parameters, best mean CV RMSE, every grid point with its CV RMSE)``.
+    Returns ``(the refit scikit-learn SVR on a precomputed kernel against x_train, best parameters,
+    best mean CV RMSE, every grid point with its CV RMSE)``.
     """
     from sklearn.svm import SVR
 
@@ -208,17 +194,11 @@ def fit_ecfp_svm(
         raise ValueError(f"{len(x_train)} fingerprints but {len(y_train)} labels")
     if not np.all(np.isfinite(y_train)):
         raise ValueError("the SVM baseline needs a label for every training molecule; drop NaN labels first")
-    train_sim: np.ndarray | None
-    test_sim: np.ndarray | None
-    train_d2: np.ndarray | None
-    test_d2: np.ndarray | None
+    train_sim = tanimoto_kernel(x_train, x_train) if config.kernel == "tanimoto" else None
+    train_d2 = squared_distances(x_train, x_train) if config.kernel == "rbf" else None
     if config.kernel == "tanimoto":
-        train_sim, test_sim = tanimoto_kernel(x_train, x_train), tanimoto_kernel(x_test, x_train)
-        train_d2 = test_d2 = None
         points = [{"C": c} for c in config.c_grid]
     else:
-        train_d2, test_d2 = squared_distances(x_train, x_train), squared_distances(x_test, x_train)
-        train_sim = test_sim = None
         points = [{"C": c, "gamma": g} for c, g in itertools.product(config.c_grid, config.gamma_grid)]
     folds = _cv_folds(y_train, config.cv_folds, config.cv_seed)
     grid: list[dict[str, float]] = []
@@ -234,8 +214,35 @@ def fit_ecfp_svm(
     best_params = {k: v for k, v in best.items() if k != "cv_rmse"}
     model = SVR(kernel="precomputed", C=best_params["C"], epsilon=config.epsilon)
     model.fit(_gram(config.kernel, best_params.get("gamma"), train_d2, train_sim), y_train)
-    predictions = model.predict(_gram(config.kernel, best_params.get("gamma"), test_d2, test_sim))
-    return predictions, best_params, best["cv_rmse"], grid
+    return model, best_params, best["cv_rmse"], grid
+
+
+def refit_rbf_svm(
+    x: np.ndarray, y: np.ndarray, params: dict[str, float], epsilon: float = DEFAULT_EPSILON
+) -> Any:
+    """An RBF SVR with the chosen ``C`` and ``gamma`` fitted on ``x`` (a precomputed kernel against ``x``)."""
+    from sklearn.svm import SVR
+
+    model = SVR(kernel="precomputed", C=params["C"], epsilon=epsilon)
+    return model.fit(
+        _gram("rbf", params["gamma"], squared_distances(x, x), None), np.asarray(y, dtype=np.float64)
+    )
+
+
+def fit_ecfp_svm(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, config: SvmBaselineConfig | None = None
+) -> tuple[np.ndarray, dict[str, float], float, list[dict[str, float]]]:
+    """Grid-search ``C`` (and ``gamma``) by cross-validation on the training set, refit, predict the test set.
+
+    Returns ``(test predictions, best parameters, best mean CV RMSE, every grid point with its CV RMSE)``.
+    """
+    config = config or SvmBaselineConfig()
+    model, best_params, cv, grid = select_ecfp_svm(x_train, y_train, config)
+    if config.kernel == "tanimoto":
+        test_gram = tanimoto_kernel(x_test, x_train)
+    else:
+        test_gram = _gram("rbf", best_params["gamma"], squared_distances(x_test, x_train), None)
+    return model.predict(test_gram), best_params, cv, grid
 
 
 def ecfp_svm_baseline(

@@ -366,6 +366,11 @@ def _finetune_record(
         "molchannel_version": __version__,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    blend = getattr(result, "kernel_blend", None)
+    if blend:  # model.kernel_blend: the network's own metrics beside the blend's
+        record["network_valid_metric"] = float(blend["network_valid_metric"])
+        record["network_test_metric"] = float(blend["network_test_metric"])
+        record["network_weights"] = [t["network_weight"] if t else 1.0 for t in blend["tasks"]]
     if table is not None:
         record.update(_cliff_scores(result, table))
     return record
@@ -388,6 +393,12 @@ def _cliff_scores(result: Any, table: Any) -> dict[str, Any]:
         "test_indices": idx.tolist(),
         "test_predictions": pred.tolist(),
     }
+    blend = getattr(result, "kernel_blend", None)
+    if blend and blend.get("network_test_predictions") is not None:  # the network alone, for comparison
+        net = np.asarray(blend["network_test_predictions"], dtype=np.float64).reshape(len(idx), -1)[:, 0]
+        scores["network_rmse"] = rmse(y[keep], net[keep])
+        scores["network_cliff_rmse"] = cliff_rmse(y[keep], net[keep], cliff[keep])
+        scores["network_weight"] = blend["tasks"][0]["network_weight"] if blend["tasks"][0] else 1.0
     if math.isfinite(result.test_metric) and not math.isclose(
         scores["rmse"], result.test_metric, rel_tol=1e-4
     ):

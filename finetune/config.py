@@ -94,6 +94,10 @@ class ModelConfig:
         variance_head: regression only: the head also predicts a variance per task and trains on
             the Gaussian negative log-likelihood instead of the squared error (a mean-variance
             head); ``predict(return_std=True)`` then gives the predicted spread.
+        kernel_blend: regression only: ``ecfp_svr`` also fits an ECFP4 support-vector regressor per task
+            on the training split (MoleculeACE's search) and predicts ``w * network + (1 - w) * svr``,
+            ``w`` chosen on the validation split; the model folder carries the SVR
+            (``molchannel.kernel_member``). Null (default): the network alone.
     """
 
     pretrained: str = "default"
@@ -104,9 +108,12 @@ class ModelConfig:
     backbone_dropout: float | None = None
     extra_features: list[str] = field(default_factory=lambda: ["rdkit2d"])
     variance_head: bool = False
+    kernel_blend: str | None = None
 
     def __post_init__(self) -> None:
         self.extra_features = check_mol_features(self.extra_features)
+        if self.kernel_blend not in (None, "ecfp_svr"):
+            raise ValueError(f"model.kernel_blend must be null or 'ecfp_svr', got {self.kernel_blend!r}")
 
 
 @dataclass
@@ -427,6 +434,8 @@ def comparable_config(config: dict[str, Any] | FinetuneConfig) -> dict[str, Any]
         out["model"].pop("extra_features", None)
     if not out["model"].get("variance_head"):  # added later; false is what a config without it did
         out["model"].pop("variance_head", None)
+    if out["model"].get("kernel_blend") is None:  # added later; null is what a config without it did
+        out["model"].pop("kernel_blend", None)
     return out
 
 

@@ -236,9 +236,13 @@ class FinetuneDataModule(L.LightningDataModule):
         return self._loader(self.train_set, self.sampler, drop_last=lone_last)
 
     def val_dataloader(self) -> list[DataLoader]:
-        loaders = [self._loader(self.valid_set)]
+        loaders = [self.valid_loader()]
         test = self.test_loader()
         return loaders if test is None else [*loaders, test]
+
+    def valid_loader(self) -> DataLoader:
+        """The validation set's loader alone."""
+        return self._loader(self.valid_set)
 
     def test_loader(self) -> DataLoader | None:
         """The test set's loader (evaluated each epoch after the validation set); None when it is empty."""

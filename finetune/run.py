@@ -58,9 +58,11 @@ from molchannel.data.splits import Split
 from molchannel.finetune.callbacks import BEST_CHECKPOINT, LAST_CHECKPOINT, RunRecorder
 from molchannel.finetune.config import FinetuneConfig, as_config, config_differences
 from molchannel.finetune.data import FinetuneDataModule, graph_cache_dir, load_table, make_split
+from molchannel.finetune.metrics import score
 from molchannel.finetune.module import FinetuneModule
 from molchannel.finetune.prompt import channel_embeddings, initial_weights
 from molchannel.finetune.report import plot_channel_weights, plot_learning_curve, write_metrics_csv
+from molchannel.kernel_member import KernelMember
 from molchannel.nn.model import HeadConfig, MolChannelNet, NetConfig
 from molchannel.training import (
     AtomicCheckpointIO,
@@ -93,6 +95,9 @@ class FinetuneResult:
     run_dir: Path | None  # None: fine-tuned in memory (no run folder)
     model_dir: Path | None  # the exported model folder (RUN/model); None without a run folder
     model: MolChannelModel | None = field(default=None, repr=False, compare=False)  # the selected epoch's
+    # with model.kernel_blend: the SVRs, blend weights and the network's own metrics (the metrics and
+    # predictions above are the blend's, which is what the model predicts)
+    kernel_blend: dict[str, Any] | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         """Everything but the arrays (which go to test_predictions.csv) and the model, as JSON values."""
@@ -228,6 +233,11 @@ def _finetune_in(
     if not cfg.model.scratch and not base.info()["pretrained"]:
         log.warning("model %s is not pre-trained: fine-tuning starts from random encoder weights",
                     cfg.model.pretrained)  # fmt: skip
+    if cfg.model.kernel_blend and table.task_type != "regression":
+        raise ValueError(
+            f"model.kernel_blend is for regression tasks; {table.name} is {table.task_type}. Remove "
+            "--model.kernel_blend"
+        )
     store = load_or_build_graphs(table, base.featurizer, cache, progress=not quiet)
     head = _head_section(table, cfg.model.variance_head)
     features = _molecule_features(table, cfg, cache, quiet)
@@ -493,7 +503,24 @@ def _finish(
         )
     state = {k[len("net.") :]: v for k, v in best_ckpt["state_dict"].items() if k.startswith("net.")}
     module.net.load_state_dict(state, strict=True)
-    test_rows, predictions = _predict(module, datamodule, device, len(table.target_names))
+    num_tasks = len(table.target_names)
+    test_rows, predictions = _predict(
+        module, datamodule.test_loader(), datamodule.test_set, device, num_tasks
+    )
+    valid_metric, test_metric = float(best["valid_metric"]), float(best["test_metric"])
+    member, blend_record = None, None
+    if cfg.model.kernel_blend:
+        network_test = predictions
+        member, blend_record, valid_metric, predictions = _blend_kernel(
+            module, datamodule, table, device, test_rows, predictions
+        )
+        blend_record.update(
+            network_valid_metric=float(best["valid_metric"]),
+            network_test_metric=test_metric,
+            network_test_predictions=network_test.tolist(),
+        )
+        if len(test_rows):
+            test_metric = score(head["metric"], table.targets[test_rows], predictions)
     probabilities = module.net.mixing.probabilities().tolist()
     channels = module.net.channel_names
     weights = dict(zip(channels, probabilities, strict=True))
@@ -503,7 +530,9 @@ def _finish(
         if trained
         else math.nan
     )
+    best = {**best, "valid_metric": valid_metric, "test_metric": test_metric}
     model = _finetuned_model(module, base, head, cfg, name, best, prompt_record, has_test=len(test_rows) > 0)
+    model.kernel_member = member
     result = FinetuneResult(
         dataset=name,
         seed=cfg.seed,
@@ -520,6 +549,7 @@ def _finish(
         run_dir=run_dir if keep else None,
         model_dir=run_dir / "model" if keep else None,
         model=model,
+        kernel_blend=blend_record,
     )
     if not keep:
         log.info("%s seed %d: best epoch %d, valid %s %.4f", name, cfg.seed, best_epoch, head["metric"],
@@ -550,19 +580,46 @@ def _finish(
 
 @torch.no_grad()
 def _predict(
-    module: FinetuneModule, datamodule: FinetuneDataModule, device: torch.device, num_tasks: int
+    module: FinetuneModule, loader: Any, subset: Any, device: torch.device, num_tasks: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Test-set predictions in eval mode, on the training device, with the batches the evaluation used
-    (``[0, T]`` without a test set)."""
+    """Predictions of a subset (its table rows, ``[n, T]``) in eval mode, on the training device, with
+    the batches the evaluation used (``[0, T]`` for an empty subset, whose ``loader`` is None)."""
     from molchannel.api import head_predictions
 
     net = module.net.to(device).eval()
     predictions = [np.empty((0, num_tasks), dtype=np.float32)]
-    loader = datamodule.test_loader()
     for batch in loader if loader is not None else ():
         outputs = net(batch.to(device)).float()
         predictions.append(head_predictions(outputs, module.head_config).cpu().numpy())
-    return datamodule.test_set.rows.astype(np.int64), np.concatenate(predictions).astype(np.float32)
+    return subset.rows.astype(np.int64), np.concatenate(predictions).astype(np.float32)
+
+
+def _blend_kernel(
+    module: FinetuneModule,
+    datamodule: FinetuneDataModule,
+    table: MoleculeTable,
+    device: torch.device,
+    test_rows: np.ndarray,
+    test_network: np.ndarray,
+) -> tuple[KernelMember, dict[str, Any], float, np.ndarray]:
+    """Fit the kernel member on the training split, weigh it on the validation split
+    (:mod:`molchannel.finetune.kernel_blend`): (member, record, blended valid metric, blended test
+    predictions)."""
+    from molchannel.finetune.kernel_blend import fit_kernel_member
+
+    t = len(table.target_names)
+    valid_set = datamodule.valid_set
+    valid_rows, valid_network = _predict(module, datamodule.valid_loader(), valid_set, device, t)
+    train_rows = datamodule.train_set.rows
+    smiles = table.smiles
+    member, record, valid = fit_kernel_member(
+        [smiles[i] for i in train_rows], table.targets[train_rows],
+        [smiles[i] for i in valid_rows], table.targets[valid_rows], valid_network,
+    )  # fmt: skip
+    test = test_network
+    if len(test_rows):
+        test = member.blend(test_network, member.svr_predictions([smiles[i] for i in test_rows]))
+    return member, record, score("rmse", table.targets[valid_rows], valid), test
 
 
 def _finetuned_model(

@@ -29,6 +29,7 @@ from molchannel.chem.featurizers import get_featurizer
 from molchannel.chem.graph_batch import GraphBatch, collate_graphs
 from molchannel.chem.mol_features import mol_features_dim, molecule_features
 from molchannel.chem.smiles import InvalidRecord, InvalidSmilesError, OnInvalid, check_on_invalid
+from molchannel.kernel_member import KernelMember
 from molchannel.model_folder import (
     ModelFolderError,
     load_state_strict,
@@ -99,10 +100,13 @@ class MolChannelModel:
         config: dict[str, Any],
         path: Path | None = None,
         device: torch.device | None = None,
+        kernel_member: KernelMember | None = None,
     ) -> None:
         self.net = net.eval()
         self.featurizer = featurizer
         self.config = config
+        # an ECFP SVR blended with the network's predictions (fine-tuned with --model.kernel_blend)
+        self.kernel_member = kernel_member
         self.path = path
         self.device = device or torch.device("cpu")
         self.net.to(self.device)
@@ -139,6 +143,9 @@ class MolChannelModel:
             ),
             "tasks": self.tasks,
             "extra_features": self.net.extra_features,
+            "kernel_blend": None
+            if self.kernel_member is None
+            else {"kind": "ecfp_svr", "network_weights": self.kernel_member.network_weights},
             "num_parameters": sum(p.numel() for p in self.net.parameters()),
             "pretrained": bool(prov.get("pretrained", False)),
             "description": prov.get("description", ""),
@@ -200,6 +207,9 @@ class MolChannelModel:
         extra = self.net.extra_features
         if extra:  # the head reads molecule-level features beside the graph
             batch.mol_features = torch.from_numpy(molecule_features([items[i] for i in chunk.indices], extra))
+        if self.kernel_member is not None:  # predict() blends them with the network's
+            svr = self.kernel_member.svr_predictions([items[i] for i in chunk.indices])
+            batch.kernel_predictions = torch.from_numpy(svr.astype(np.float32))
         return chunk.indices, batch, chunk.invalid
 
     def _run(
@@ -471,7 +481,7 @@ class MolChannelModel:
         if not return_std:
             return self._map_batches(
                 smiles,
-                lambda batch: head_predictions(self.net(batch), head).float().cpu().numpy(),
+                lambda batch: self._blend(batch, head_predictions(self.net(batch), head))[0],
                 (t,),
                 batch_size,
                 device,
@@ -488,15 +498,29 @@ class MolChannelModel:
             )
 
         def with_std(batch: Any) -> np.ndarray:
-            mean, std = head_predictions_with_std(self.net(batch), head)
+            mean, std = self._blend(batch, *head_predictions_with_std(self.net(batch), head))
             assert std is not None
-            return torch.cat([mean, std], dim=-1).float().cpu().numpy()
+            return np.concatenate([mean, std], axis=-1)
 
         out, report = self._map_batches(
             smiles, with_std, (2 * t,), batch_size, device, on_invalid, progress, True, "predicting"
         )
         result = (out[..., :t], out[..., t:])
         return (*result, report) if return_report else result
+
+    def _blend(
+        self, batch: Any, mean: torch.Tensor, std: torch.Tensor | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The network's predictions of ``batch`` (numpy), blended with the kernel member's when there is
+        one; the SVR adds no spread, so a predicted std is scaled by the network's weight."""
+        out = mean.float().cpu().numpy()
+        spread = None if std is None else std.float().cpu().numpy()
+        if self.kernel_member is None:
+            return out, spread
+        svr = batch.kernel_predictions.cpu().numpy()
+        if spread is not None:
+            spread = spread * np.asarray(self.kernel_member.network_weights, dtype=np.float32)
+        return self.kernel_member.blend(out, svr), spread
 
     @property
     def has_variance_head(self) -> bool:
@@ -586,7 +610,12 @@ class MolChannelModel:
         config = {
             k: v for k, v in self.config.items() if k not in ("format", "format_version", "weights_sha256")
         }
-        folder = write_model_folder(path, config, self.net.state_dict())
+        tensors = dict(self.net.state_dict())
+        config.pop("kernel_member", None)
+        if self.kernel_member is not None:
+            config["kernel_member"] = self.kernel_member.to_dict()
+            tensors.update(self.kernel_member.tensors())
+        folder = write_model_folder(path, config, tensors)
         if card:
             from molchannel.model_card import write_model_card
 
@@ -711,8 +740,16 @@ def load_single(path: str | os.PathLike[str], device: str | torch.device | None 
         mean, std = scaler_v1
         weights["target_scaler.mean"] = torch.tensor(mean if mean is not None else [0.0] * n)
         weights["target_scaler.std"] = torch.tensor(std if std is not None else [1.0] * n)
+    member = None
+    if config.get("kernel_member") is not None:
+        try:
+            member = KernelMember.from_folder(config["kernel_member"], weights)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFolderError(f"{folder}: its kernel_member does not match its weights: {exc}") from exc
     load_state_strict(net, weights, str(folder))
-    return MolChannelModel(net, featurizer, config, path=folder.resolve(), device=resolve_device(device))
+    return MolChannelModel(
+        net, featurizer, config, path=folder.resolve(), device=resolve_device(device), kernel_member=member
+    )
 
 
 def _upgrade_format_1(config: dict[str, Any]) -> tuple[list[float] | None, list[float] | None] | None:

@@ -45,9 +45,11 @@ ENSEMBLE_FORMAT = 1
 def _signature(model: MolChannelModel) -> tuple[Any, ...]:
     """What members must share to be averaged."""
     head = model.config.get("head") or {}
+    member = model.kernel_member  # members share one SVR (same training split), each with its own weight
+    svr = None if member is None else [t and (t.support.tobytes(), t.dual.tobytes()) for t in member.tasks]
     return (
         model.tasks, model.featurizer.spec.key(), model.net.extra_features, head.get("task_type"),
-        bool(head.get("variance")),
+        bool(head.get("variance")), svr,
     )  # fmt: skip
 
 
@@ -70,8 +72,9 @@ class EnsembleModel:
         for k, signature in enumerate(signatures[1:], start=1):
             if signature != signatures[0]:
                 raise ValueError(
-                    f"ensemble member {k} differs from member 0 in tasks, featurizer, molecule features or "
-                    "task type; an ensemble's members must be fine-tuned on the same data and settings"
+                    f"ensemble member {k} differs from member 0 in tasks, featurizer, molecule features, "
+                    "task type or kernel SVR; an ensemble's members must be fine-tuned on the same data and "
+                    "settings"
                 )
         self.members = list(members)
         self.path = path
@@ -125,18 +128,23 @@ class EnsembleModel:
         heads = [m.config["head"] for m in self.members]
         t = len(self.tasks)
         nets = [m.net for m in self.members]
+        members = self.members
         target = torch.device(device) if device is not None else first.device
         for net in nets[1:]:
             net.to(target)
 
         def both(batch: Any) -> np.ndarray:
-            outputs = [head_predictions_with_std(net(batch), h) for net, h in zip(nets, heads, strict=True)]
-            preds = torch.stack([mean.float() for mean, _ in outputs])
-            variance = preds.var(0, unbiased=False)
-            own = [std.float() ** 2 for _, std in outputs if std is not None]
+            # each member's predictions, blended with the shared kernel SVR by its own weight (if it has one)
+            outputs = [
+                m._blend(batch, *head_predictions_with_std(net(batch), h))
+                for m, net, h in zip(members, nets, heads, strict=True)
+            ]
+            preds = np.stack([mean for mean, _ in outputs])
+            variance = preds.var(0)
+            own = [std**2 for _, std in outputs if std is not None]
             if own:  # mean-variance members: their predicted variances add to the spread of their means
-                variance = variance + torch.stack(own).mean(0)
-            return torch.cat([preds.mean(0), variance.sqrt()], dim=-1).cpu().numpy()
+                variance = variance + np.stack(own).mean(0)
+            return np.concatenate([preds.mean(0), np.sqrt(variance)], axis=-1).astype(np.float32)
 
         try:
             out, report = first._map_batches(

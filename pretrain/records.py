@@ -11,7 +11,11 @@ other, zlib-compressed. Three things make it small (BENCHMARKS.md, "Corpus forma
   integer columns (atom and bond codes, atom indices) are narrowed to the smallest integer type that
   holds the shard's values, so compression finds long repeats;
 * records are compressed with a preset dictionary made of the shard's first records (stored once
-  per shard), so what molecules share (descriptor and fingerprint bytes) is not paid for per record.
+  per shard), so what molecules share (descriptor and fingerprint bytes) is not paid for per record;
+* the knowledge-term descriptors (118 floats, the largest part) are stored as 8-bit codes: per column
+  and shard, counts exactly, other columns as 254 levels over the shard's range cut to the mean +- 8
+  standard deviations, so a value is off by at most 0.03 standard deviations (plus float16 rounding
+  on read); code 255 is NaN (:func:`_quantizer`).
 
 A shard's records are concatenated in one memory-mapped ``.safetensors`` file (``blob`` bytes,
 ``offsets``, ``row_index``, ``zdict``); its JSON sidecar holds the layout: each field's name, level
@@ -44,6 +48,11 @@ ANCHOR_TARGETS = GRAPH_LEVEL_FIELDS | {"context_label", "scaffold_mask"}
 _COUNT = np.dtype("<u2")  # atoms, stored bonds and the directed flag of a graph: 65,535 atoms at most
 _INT_TYPES = (np.uint8, np.int16, np.int32, np.int64)
 _ZDICT_RECORDS, _ZDICT_BYTES = 64, 32768  # zlib's window: a longer dictionary is not used
+QUANTIZED_FIELDS = frozenset({"descriptors"})
+"""Float fields stored as 8-bit codes when a codec is fitted with ``quantize=True``."""
+_Q_SPAN = 8.0  # standard deviations kept each side of the mean
+_Q_TOP = 254  # codes 0..254 are values, 255 is NaN
+_Q_NAN = 255
 
 
 @dataclass(frozen=True)
@@ -55,14 +64,68 @@ class FieldLayout:
     stored: str  # numpy dtype name in the record
     original: str  # torch dtype name the reader returns
     shape: tuple[int, ...]  # trailing shape per node / edge; the full shape for graph-level fields
+    low: tuple[float, ...] | None = None  # 8-bit codes: value = low + code * step, per last-axis column
+    step: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "level": self.level, "stored": self.stored, "original": self.original,
-                "shape": list(self.shape)}  # fmt: skip
+        d = {"name": self.name, "level": self.level, "stored": self.stored, "original": self.original,
+             "shape": list(self.shape)}  # fmt: skip
+        if self.low is not None and self.step is not None:
+            d.update(low=list(self.low), step=list(self.step))
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FieldLayout:
-        return cls(d["name"], d["level"], d["stored"], d["original"], tuple(d["shape"]))
+        low, step = d.get("low"), d.get("step")
+        return cls(d["name"], d["level"], d["stored"], d["original"], tuple(d["shape"]),
+                   None if low is None else tuple(low), None if step is None else tuple(step))  # fmt: skip
+
+    def quantize(self, value: np.ndarray) -> np.ndarray:
+        """8-bit codes of ``value`` (clipped to the codes' range; NaN -> 255)."""
+        assert self.low is not None and self.step is not None
+        v = np.asarray(value, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            codes = np.clip(np.rint((v - np.asarray(self.low)) / np.asarray(self.step)), 0, _Q_TOP)
+        return np.where(np.isnan(v), _Q_NAN, codes).astype(np.uint8)
+
+    def dequantize(self, codes: np.ndarray) -> np.ndarray:
+        assert self.low is not None and self.step is not None
+        values = np.asarray(self.low) + codes.astype(np.float64) * np.asarray(self.step)
+        return np.where(codes == _Q_NAN, np.nan, values)
+
+
+def _quantizer(values: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(low, step)`` per column of ``[n, C]`` values for 8-bit codes (value = low + code * step).
+
+    A column of whole numbers spanning at most 254 (the counts: rings, donors, fragments) gets step 1
+    and is stored exactly. Other columns get 254 levels over their shard's range, cut to the mean +- 8
+    standard deviations (taken without the 0.5% tails, as the descriptor normaliser takes them): off by
+    at most 8/254 = 0.03 of a standard deviation, and values beyond 8 are clipped, which the normaliser
+    (clipping at 5 of its own, corpus-wide, standard deviations) would do anyway.
+    """
+    v = np.where(np.isfinite(values), values, np.nan).astype(np.float64)
+    lows, steps = [], []
+    for column in v.T:
+        finite = column[np.isfinite(column)]
+        if not len(finite):
+            lows.append(0.0)
+            steps.append(1.0)
+            continue
+        lo, hi = float(finite.min()), float(finite.max())
+        if np.all(finite == np.round(finite)) and hi - lo <= _Q_TOP:
+            lows.append(lo)
+            steps.append(1.0)
+            continue
+        kept = finite
+        if len(finite) >= 20:
+            t_lo, t_hi = np.percentile(finite, [0.5, 99.5])
+            kept = finite[(finite >= t_lo) & (finite <= t_hi)]
+        mean, std = float(kept.mean()), float(kept.std())
+        std = std if std >= 1e-6 else 1.0
+        lo, hi = max(lo, mean - _Q_SPAN * std), min(hi, mean + _Q_SPAN * std)
+        lows.append(lo)
+        steps.append((hi - lo) / _Q_TOP if hi > lo else 1.0)
+    return tuple(lows), tuple(steps)
 
 
 def _level(name: str) -> str:
@@ -79,11 +142,19 @@ def _narrowest(lo: int, hi: int) -> np.dtype:
     return np.dtype(np.int64)
 
 
-def _layout(graphs: list[Data], names: list[str]) -> list[FieldLayout]:
-    """The layout of fields ``names`` of ``graphs``: integer columns as narrow as their values allow."""
+def _layout(graphs: list[Data], names: list[str], quantize: bool = False) -> list[FieldLayout]:
+    """The layout of fields ``names`` of ``graphs``: integer columns as narrow as their values allow;
+    with ``quantize``, the float fields of :data:`QUANTIZED_FIELDS` as 8-bit codes."""
     first = graphs[0]
     out = []
     for name in names:
+        value = first[name]
+        if quantize and name in QUANTIZED_FIELDS and value.dtype.is_floating_point:
+            stacked = np.concatenate([g[name].reshape(-1, value.shape[-1]).float().numpy() for g in graphs])
+            low, step = _quantizer(stacked)
+            original = str(value.dtype).removeprefix("torch.")
+            out.append(FieldLayout(name, _level(name), "uint8", original, tuple(value.shape), low, step))
+            continue
         value = first[name]
         level = _level(name)
         shape = tuple(value.shape) if level == "graph" else tuple(value.shape[1:])
@@ -160,15 +231,17 @@ class RecordCodec:
         )
 
     @classmethod
-    def fit(cls, anchors: list[Data], positives: list[list[Data]]) -> RecordCodec:
-        """The codec for a shard: its fields, integer columns as narrow as the shard's values allow."""
+    def fit(cls, anchors: list[Data], positives: list[list[Data]], quantize: bool = True) -> RecordCodec:
+        """The codec for a shard: its fields, integer columns as narrow as the shard's values allow, and
+        with ``quantize`` the descriptors as 8-bit codes (:data:`QUANTIZED_FIELDS`)."""
         names = set(anchors[0].keys()) - {"edge_index", "num_nodes"}
         base = sorted(names - ANCHOR_TARGETS)
         graphs = [*anchors, *(g for pos in positives for g in pos)]
         plain = [Data(**{k: g[k] for k in base}, num_nodes=g.num_nodes) for g in graphs]
         targets = sorted(names & ANCHOR_TARGETS)
         extras = [Data(**{k: a[k] for k in targets}) for a in anchors]
-        codec = cls(_edge_layout(graphs), _layout(plain, base), _layout(extras, targets) if targets else [])
+        anchor_layout = _layout(extras, targets, quantize) if targets else []
+        codec = cls(_edge_layout(graphs), _layout(plain, base), anchor_layout)
         sample = zip(anchors[:_ZDICT_RECORDS], positives[:_ZDICT_RECORDS], strict=True)
         codec.zdict = b"".join(codec._raw(a, p) for a, p in sample)[-_ZDICT_BYTES:]
         return codec
@@ -214,9 +287,10 @@ class RecordCodec:
             body += parts
             if i == 0:
                 for f in self.anchor_fields:
-                    body.append(
-                        np.ascontiguousarray(anchor[f.name].numpy(), dtype=self._stored[f.name]).tobytes()
-                    )
+                    value = anchor[f.name].numpy()
+                    if f.low is not None:
+                        value = f.quantize(value)
+                    body.append(np.ascontiguousarray(value, dtype=self._stored[f.name]).tobytes())
         return np.asarray(counts, dtype=_COUNT).tobytes() + b"".join(body)
 
     # ---- decoding --------------------------------------------------------------------------------
@@ -300,9 +374,10 @@ class Record(SequenceABC[Data]):
             dtype = codec._stored[f.name]
             shape = f.shape if f.level == "graph" else (num_nodes, *f.shape)
             n = math.prod(shape)
-            self.anchor_arrays[f.name] = (
-                np.frombuffer(raw, dtype, n, at).reshape(shape).astype(codec._original[f.name])
-            )
+            value = np.frombuffer(raw, dtype, n, at).reshape(shape)
+            if f.low is not None:
+                value = f.dequantize(value)
+            self.anchor_arrays[f.name] = value.astype(codec._original[f.name])
             at += n * dtype.itemsize
         self._positives: list[tuple[int, list[int]]] = []
         for num_nodes, n_edges, directed in graphs[1:]:

@@ -43,7 +43,8 @@ class GraphBatch:
 
     Atoms of graph ``g`` are rows ``ptr[g]:ptr[g + 1]`` of ``x``; ``edge_index`` counts atoms
     from the start of the batch; ``batch[i]`` is atom ``i``'s graph. ``mol_features`` (``[B, F]``)
-    is set by callers whose head reads molecule-level features.
+    is set by callers whose head reads molecule-level features, ``kernel_predictions`` (``[B, T]``) by
+    models that blend an ECFP SVR with the network (:mod:`molchannel.kernel_member`).
     """
 
     x: Tensor
@@ -52,6 +53,7 @@ class GraphBatch:
     batch: Tensor
     ptr: Tensor
     mol_features: Tensor | None = None
+    kernel_predictions: Tensor | None = None
 
     @property
     def num_graphs(self) -> int:

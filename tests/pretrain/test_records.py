@@ -52,6 +52,54 @@ def test_records_round_trip_exactly(featurizer: str) -> None:
             _assert_same(pos[j], record[j])
 
 
+def test_descriptors_are_stored_as_8_bit_codes_counts_exactly() -> None:
+    rng = np.random.default_rng(0)
+    smiles = ["CC(=O)Oc1ccccc1C(=O)O", "C[C@H](N)C(=O)O", "c1ccccc1O", "CCN"] * 10
+    anchors = [_anchor(s) for s in smiles]
+    scale = np.array([1.0, 100.0, 1e-3, 0.0] * 29 + [5.0, 5.0])  # 118 columns of very different spread
+    for a in anchors:
+        a.descriptors = torch.from_numpy(rng.normal(3.0, 1.0, 118) * scale).to(torch.float16)[None]
+        a.descriptors[0, 3] = float(rng.integers(0, 6))  # a count column
+    anchors[0].descriptors[0, 5] = float("nan")
+    anchors[1].descriptors[0, 1] = float("inf")
+    positives = [[a] for a in anchors]
+    exact = RecordCodec.fit(anchors, positives, quantize=False)
+    coded = RecordCodec.fit(anchors, positives)
+    coded = RecordCodec.from_dict(json.loads(json.dumps(coded.to_dict())), coded.zdict)  # as a shard reads it
+    layout = {f.name: f for f in coded.anchor_fields}["descriptors"]
+    assert layout.stored == "uint8" and layout.original == "float16"
+    stacked = np.concatenate([a.descriptors.double().numpy() for a in anchors])
+    std = np.nanstd(np.where(np.isfinite(stacked), stacked, np.nan), axis=0)
+    for a, p in zip(anchors, positives, strict=True):
+        same = exact.open(exact.encode(a, p)).anchor()  # float16 kept bit for bit (NaN included)
+        torch.testing.assert_close(same.descriptors, a.descriptors, rtol=0, atol=0, equal_nan=True)
+        back = coded.open(coded.encode(a, p)).anchor()
+        assert back.descriptors.dtype == torch.float16
+        x, y = a.descriptors.double().numpy()[0], back.descriptors.double().numpy()[0]
+        assert np.array_equal(np.isnan(x), np.isnan(y))
+        assert x[3] == y[3]
+        low, step = np.asarray(layout.low), np.asarray(layout.step)
+        inside = np.isfinite(x) & (x >= low) & (x <= low + 254 * step)
+        # off by half a level at most, plus float16's rounding of the decoded value ...
+        assert np.all(np.abs(x - y)[inside] <= (0.5 * step + 1e-3 * np.abs(x) + 1e-7)[inside])
+        # ... and clipped to the range of the codes outside it (as the normaliser clips at 5 std)
+        outside = np.isfinite(x) & ~inside
+        assert np.allclose(y[outside], np.clip(x, low, low + 254 * step)[outside], rtol=1e-3, atol=1e-6)
+        for k in a.keys():  # noqa: SIM118 - everything but the descriptors is exact
+            if k != "descriptors":
+                assert torch.equal(a[k], back[k]), k
+    # counts are exact; other columns: 254 levels over at most +-8 std, half a level <= 0.03 std
+    step = np.asarray(layout.step)
+    assert step[3] == 1.0
+    varied = std > 0
+    varied[3] = False
+    assert np.all(0.5 * step[varied] <= 8 / 254 * std[varied] + 1e-12)
+    # +inf is clipped to the top code
+    top = coded.open(coded.encode(anchors[1], positives[1])).anchor().descriptors[0, 1].item()
+    assert top == pytest.approx(layout.low[1] + 254 * layout.step[1], rel=1e-3)
+    assert len(coded.encode(anchors[2], positives[2])) < len(exact.encode(anchors[2], positives[2]))
+
+
 def _header(codec: RecordCodec, anchor: Data, positives: list[Data]) -> list[int]:
     """(positives, then atoms, stored bonds, directed flag of each graph) of an encoded record."""
     decompressor = zlib.decompressobj(zdict=codec.zdict)
@@ -96,7 +144,10 @@ def test_a_prepared_corpus_is_compact(tmp_path: Path) -> None:
     record_bytes = sum(int(s._offsets[-1]) for s in stores)
     # 5 positives and 118 descriptors per molecule: format 1 took ~2 kB for the same (the shards'
     # dictionaries, 32 kB each, are left out: they weigh a few bytes per molecule in real-size shards)
-    assert record_bytes / manifest["n_molecules"] < 500
+    assert record_bytes / manifest["n_molecules"] < 450  # 8-bit descriptors: ~75 bytes less than float16
+    assert {f["name"]: f["stored"] for f in stores[0].codec.to_dict()["anchor_fields"]}[
+        "descriptors"
+    ] == "uint8"
     corpus = PretrainCorpus(tmp_path / "c")
     assert corpus.format == 2 and len(corpus[0].positives) == 5
 
