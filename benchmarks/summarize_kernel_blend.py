@@ -7,6 +7,8 @@ seeds of RMSE and cliff-RMSE, the blend weight, a Markdown table and a plot:
 
     python benchmarks/summarize_kernel_blend.py --runs runs/ace-blend/half0 runs/ace-blend/half1 \\
         --output results/moleculeace/kernel-blend-2026-12-06
+
+``--baselines`` reads the ECFP + SVM records from other folders (a ``--scratch --no-baseline`` run).
 """
 
 from __future__ import annotations
@@ -115,11 +117,16 @@ def main() -> None:
     )
     parser.add_argument("--runs", nargs="+", required=True, help="benchmark output folders")
     parser.add_argument(
+        "--baselines", nargs="+", default=None, help="folders with the ECFP + SVM records (default: --runs)"
+    )
+    parser.add_argument(
         "--seeds", nargs="+", type=int, default=None, help="default: every seed all sets have"
     )
     parser.add_argument("--output", required=True)
     args = parser.parse_args()
     runs, svm = read_records([Path(f) for f in args.runs])
+    if args.baselines:
+        svm = read_records([Path(f) for f in args.baselines])[1]
     seeds = args.seeds
     if seeds is None:
         seeds = sorted(set.intersection(*(set(v) for v in runs.values()))) if runs else []
