@@ -45,6 +45,14 @@ def render_model_card(
         usage = 'model.predict(["CCO", "c1ccccc1O"])  # (2, T): ' + (
             "probabilities" if head.get("task_type") == "classification" else "values in the original units"
         )
+        member = config.get("kernel_member")
+        if member:  # --model.kernel_blend: predictions are w * network + (1 - w) * ECFP SVR
+            weights_text = ", ".join(
+                "1" if t is None else f"{t['network_weight']:.2f}" for t in member["tasks"]
+            )
+            kind += (
+                f", blended with an ECFP4 support-vector regressor (network weight per task: {weights_text})"
+            )
     else:
         kind = (
             "pre-trained encoder"

@@ -108,6 +108,8 @@ def test_a_blended_model_folder_predicts_what_the_run_reported(blend_run) -> Non
     assert saved["kernel_blend"]["tasks"][0]["network_weight"] == weight
     model = molchannel.load(blend_run.model_dir)
     assert model.info()["kernel_blend"] == {"kind": "ecfp_svr", "network_weights": [weight]}
+    card = (blend_run.model_dir / "README.md").read_text()
+    assert f"blended with an ECFP4 support-vector regressor (network weight per task: {weight:.2f})" in card
     smiles, _ = _logp()
     test_smiles = [smiles[i] for i in blend_run.test_indices]
     np.testing.assert_allclose(model.predict(test_smiles), blend_run.test_predictions, rtol=1e-5, atol=1e-5)
