@@ -149,16 +149,13 @@ def _layout(graphs: list[Data], names: list[str], quantize: bool = False) -> lis
     out = []
     for name in names:
         value = first[name]
-        if quantize and name in QUANTIZED_FIELDS and value.dtype.is_floating_point:
-            stacked = np.concatenate([g[name].reshape(-1, value.shape[-1]).float().numpy() for g in graphs])
-            low, step = _quantizer(stacked)
-            original = str(value.dtype).removeprefix("torch.")
-            out.append(FieldLayout(name, _level(name), "uint8", original, tuple(value.shape), low, step))
-            continue
-        value = first[name]
         level = _level(name)
         shape = tuple(value.shape) if level == "graph" else tuple(value.shape[1:])
         original = str(value.dtype).removeprefix("torch.")
+        if quantize and name in QUANTIZED_FIELDS and value.dtype.is_floating_point:
+            stacked = np.concatenate([g[name].reshape(-1, value.shape[-1]).float().numpy() for g in graphs])
+            out.append(FieldLayout(name, level, "uint8", original, shape, *_quantizer(stacked)))
+            continue
         stored = np.dtype(torch.empty(0, dtype=value.dtype).numpy().dtype)
         if not value.dtype.is_floating_point and value.dtype != torch.bool:
             values = [g[name] for g in graphs if g[name].numel()]
