@@ -15,9 +15,12 @@ does, for every (dataset, seed):
    ``run_finetune`` into ``OUTPUT/runs/<dataset>/seed<k>/`` (with ``resume=True`` when an unfinished run of
    the same config is there) and write the record atomically.
 
-For MoleculeACE it also runs the ECFP + SVM baseline per dataset (:mod:`molchannel.finetune.baselines`),
-cached the same way in ``OUTPUT/records/<dataset>/ecfp_svm.json``, and scores our test predictions with RMSE
-on all test molecules and on the activity-cliff molecules.
+Beside the fine-tuning runs it computes the ECFP baselines per dataset, cached the same way (off with
+``baseline=False``, ``--no-baseline``): for MoleculeACE the ECFP + SVM of MoleculeACE's protocol
+(:mod:`molchannel.finetune.baselines`, ``OUTPUT/records/<dataset>/ecfp_svm.json``), with our test predictions
+scored by RMSE on all test molecules and on the activity-cliff molecules; for MoleculeNet ECFP4 + SVM
+(Tanimoto) and ECFP4 + RF with the benchmark's seeds (:mod:`molchannel.finetune.moleculenet_baselines`,
+``OUTPUT/records/<dataset>/ecfp_moleculenet.json``).
 
 Then it rebuilds the tables from **every** record under ``OUTPUT/records``: ``results.csv`` (one row per run),
 ``summary.csv`` (mean ± std over seeds per dataset), ``results.md`` (Markdown, beside the published figures)
@@ -101,8 +104,8 @@ class BenchmarkOptions:
             raise ValueError("give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {list(self.seeds)}")
-        if self.baseline_only and (self.collection != "moleculeace" or not self.baseline):
-            raise ValueError("--baseline-only is for `molchannel benchmark moleculeace` with the baseline on")
+        if self.baseline_only and not self.baseline:
+            raise ValueError("--baseline-only and --no-baseline contradict each other: give one")
         for name in ("epochs", "limit"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -281,8 +284,9 @@ def started_path(output_dir: Path, dataset: str, seed: int) -> Path:
     return output_dir / "records" / dataset / f"seed{seed}.started.json"
 
 
-def baseline_path(output_dir: Path, dataset: str) -> Path:
-    return output_dir / "records" / dataset / "ecfp_svm.json"
+def baseline_path(output_dir: Path, dataset: str, collection: str = "moleculeace") -> Path:
+    name = "ecfp_svm" if collection == "moleculeace" else "ecfp_moleculenet"
+    return output_dir / "records" / dataset / f"{name}.json"
 
 
 def run_dir_of(output_dir: Path, dataset: str, seed: int) -> Path:
@@ -329,7 +333,7 @@ def load_records(output_dir: Path, collection: str) -> list[dict[str, Any]]:
         if (
             record
             and record.get("collection") == collection
-            and record.get("kind") in ("finetune", "ecfp_svm")
+            and record.get("kind") in ("finetune", "ecfp_svm", "ecfp_moleculenet")
         ):
             records.append(record)
     return records
@@ -510,6 +514,55 @@ def _baseline(
     return read_record(path) or record, True
 
 
+def _moleculenet_baseline(
+    options: BenchmarkOptions, dataset: str, table_of: Callable[[str], Any], bar: Any
+) -> tuple[dict[str, Any], bool]:
+    """The cached ECFP + SVM / RF record of a MoleculeNet ``dataset``, computing it when missing or stale."""
+    from molchannel.data.splits import benchmark_split
+    from molchannel.finetune.moleculenet_baselines import EcfpBaselineConfig, ecfp_moleculenet_baselines
+
+    config = EcfpBaselineConfig()
+    seeds = sorted({int(s) for s in options.seeds})
+    material = {
+        "ecfp": config.to_dict(),
+        "seeds": seeds,
+        "limit": options.limit,
+        "data_sha256": get_dataset_spec(dataset).sha256,
+    }
+    hash_ = config_hash(material)
+    path = baseline_path(options.output_dir, dataset, options.collection)
+    cached = read_record(path)
+    if cached and cached.get("config_hash") == hash_:
+        return cached, False
+    table = table_of(dataset)
+    split = benchmark_split(table)
+    log.info("%s: ECFP4 + SVM and ECFP4 + RF (seeds %s)", dataset, " ".join(map(str, seeds)))
+
+    def on_task(done: int, total: int) -> None:
+        if total > 1:
+            bar.set_postfix_str(f"{dataset} ECFP baselines, task {done}/{total}")
+
+    result = ecfp_moleculenet_baselines(
+        table.smiles, table.targets, table.metric, split.train, split.valid, split.test, seeds, config,
+        on_task=on_task,
+    )  # fmt: skip
+    record = {
+        "format": RECORD_FORMAT,
+        "kind": "ecfp_moleculenet",
+        "collection": options.collection,
+        "dataset": dataset,
+        "config_hash": hash_,
+        "config": {**config.to_dict(), "seeds": seeds, "limit": options.limit},
+        **dataclasses.asdict(result),
+        "molchannel_version": __version__,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_record(path, record)
+    rf = np.mean(list(result.rf_test_metric.values()))
+    log.info("%s ECFP4: SVM %.4f, RF %.4f (%s)", dataset, result.svm_test_metric, rf, result.metric)
+    return read_record(path) or record, True
+
+
 # ---- the whole benchmark -------------------------------------------------------------------
 def _load_table(dataset: str, limit: int | None) -> Any:
     from molchannel.data import load_dataset
@@ -562,11 +615,11 @@ def run_benchmark(options: BenchmarkOptions, runner: Runner | None = None) -> Be
                 fingerprints[key] = model_fingerprint(config)
             plans.append((dataset, int(seed), config, run_hash(config, spec.sha256, fingerprints[key])))
 
-    steps = len(plans) + (len(datasets) if ace and options.baseline else 0)
+    steps = len(plans) + (len(datasets) if options.baseline else 0)
     loaded: dict[str, Any] = {}
 
     def table_of(dataset: str) -> Any:
-        """MoleculeACE table (targets, cliff flags), loaded only when something has to be computed."""
+        """The dataset's table, loaded only when something has to be computed here (baselines, cliffs)."""
         if dataset not in loaded:
             loaded[dataset] = _load_table(dataset, options.limit)
         return loaded[dataset]
@@ -575,13 +628,16 @@ def run_benchmark(options: BenchmarkOptions, runner: Runner | None = None) -> Be
         total=steps, desc=f"benchmark {options.collection}", unit="run", disable=options.quiet
     ) as bar:
         for dataset in datasets:
-            if ace and options.baseline:
-                bar.set_postfix_str(f"{dataset} ECFP+SVM")
+            if options.baseline:
+                bar.set_postfix_str(f"{dataset} ECFP baseline")
                 try:
-                    record, ran = _baseline(options, dataset, table_of)
+                    if ace:
+                        record, ran = _baseline(options, dataset, table_of)
+                        log.info("%s ECFP+SVM: RMSE %.3f, cliff-RMSE %.3f%s", dataset, record["rmse"],
+                                 record["cliff_rmse"], "" if ran else " (cached)")  # fmt: skip
+                    else:
+                        record, ran = _moleculenet_baseline(options, dataset, table_of, bar)
                     (outcome.baseline_ran if ran else outcome.baseline_skipped).append(dataset)
-                    log.info("%s ECFP+SVM: RMSE %.3f, cliff-RMSE %.3f%s", dataset, record["rmse"],
-                             record["cliff_rmse"], "" if ran else " (cached)")  # fmt: skip
                 except Exception as exc:
                     if options.fail_fast:
                         raise

@@ -4,8 +4,9 @@ Kept as one module: every function reads the same records, and the MoleculeNet a
 tables share the formatting and averaging helpers, so that both follow the conventions below.
 
 Records are the JSON dicts that :mod:`molchannel.finetune.benchmark` writes, one per finished
-(dataset, seed) fine-tuning run (``kind == "finetune"``) and one per dataset for the ECFP + SVM baseline
-(``kind == "ecfp_svm"``). Everything here is a pure function of those records.
+(dataset, seed) fine-tuning run (``kind == "finetune"``) and one per dataset for the ECFP baselines
+(``kind == "ecfp_svm"`` on MoleculeACE, ``kind == "ecfp_moleculenet"`` on MoleculeNet: SVM and RF).
+Everything here is a pure function of those records.
 
 Conventions: the test metric is the one at the epoch of best validation metric (the runner picks it);
 "mean ± std" is over seeds, with the population standard deviation (``numpy.std``, ``ddof=0``) as in
@@ -142,8 +143,13 @@ RESULT_COLUMNS_MOLECULENET = (
 )  # fmt: skip
 SUMMARY_COLUMNS_MOLECULENET = (
     "dataset", "task_type", "metric", "unit", "n_seeds", "seeds", "test_mean", "test_std", "valid_mean",
-    "valid_std", "best_epoch_mean", "wall_time_s_mean", "train_molecules_per_s_mean",
+    "valid_std", "best_epoch_mean", "wall_time_s_mean", "train_molecules_per_s_mean", "ecfp_svm_test",
+    "ecfp_rf_test_mean", "ecfp_rf_test_std", "ecfp_rf_seeds", "ecfp_svm_skipped",
 )  # fmt: skip
+BASELINE_ROWS_MOLECULENET = (
+    ("ECFP4 + SVM (Tanimoto, this run)", "ecfp_svm_test", None),
+    ("ECFP4 + RF (this run)", "ecfp_rf_test_mean", "ecfp_rf_test_std"),
+)
 
 
 def moleculenet_result_rows(
@@ -156,21 +162,28 @@ def moleculenet_result_rows(
 
 
 def summarize_moleculenet(records: Iterable[Mapping[str, Any]], order: Sequence[str]) -> list[dict[str, Any]]:
-    """Per dataset: mean ± std over seeds of the test (and validation) metric, in display units."""
+    """Per dataset: mean ± std over seeds of the test (and validation) metric, in display units, and the
+    ECFP baselines of the same run where the benchmark computed them (NaN otherwise)."""
     by_dataset: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    baselines: dict[str, Mapping[str, Any]] = {}
     for r in records:
         if r.get("kind") == "finetune":
             by_dataset[r["dataset"]].append(r)
+        elif r.get("kind") == "ecfp_moleculenet":
+            baselines[r["dataset"]] = r
     rows = []
-    for dataset in _order(by_dataset, order):
-        runs = sorted(by_dataset[dataset], key=lambda r: int(r["seed"]))
-        metric = runs[0]["metric"]
+    for dataset in _order([*by_dataset, *baselines], order):
+        runs = sorted(by_dataset.get(dataset, []), key=lambda r: int(r["seed"]))
+        base = baselines.get(dataset, {})
+        metric = runs[0]["metric"] if runs else base["metric"]
         scale = metric_scale(metric)
         test_mean, test_std, n = mean_std(scale * r["test_metric"] for r in runs)
         valid_mean, valid_std, _ = mean_std(scale * r["valid_metric"] for r in runs)
+        rf = {int(k): scale * float(v) for k, v in base.get("rf_test_metric", {}).items()}
+        rf_mean, rf_std, _ = mean_std(rf.values())
         rows.append({
             "dataset": dataset,
-            "task_type": runs[0]["task_type"],
+            "task_type": "classification" if metric == "roc_auc" else "regression",
             "metric": metric,
             "unit": metric_label(metric),
             "n_seeds": n,
@@ -182,8 +195,30 @@ def summarize_moleculenet(records: Iterable[Mapping[str, Any]], order: Sequence[
             "best_epoch_mean": mean_std(float(r["best_epoch"]) for r in runs)[0],
             "wall_time_s_mean": mean_std(float(r["wall_time_s"]) for r in runs)[0],
             "train_molecules_per_s_mean": mean_std(float(r["train_molecules_per_s"]) for r in runs)[0],
+            "ecfp_svm_test": scale * float(base.get("svm_test_metric", math.nan)),
+            "ecfp_rf_test_mean": rf_mean,
+            "ecfp_rf_test_std": rf_std,
+            "ecfp_rf_seeds": sorted(rf),
+            "ecfp_svm_skipped": base.get("svm_skipped"),
         })  # fmt: skip
     return rows
+
+
+def _baseline_lines(rows: Sequence[Mapping[str, Any]], digits: int, with_avg: bool) -> list[str]:
+    """The ECFP rows of a MoleculeNet table (only when the benchmark computed them for some dataset)."""
+    lines = []
+    for label, mean_key, std_key in BASELINE_ROWS_MOLECULENET:
+        means = [float(r[mean_key]) for r in rows]
+        if not any(math.isfinite(m) for m in means):
+            continue
+        cells = []
+        for r, mean in zip(rows, means, strict=True):
+            std = float(r[std_key]) if std_key else math.nan
+            cells.append(fmt(mean, std, len(r["ecfp_rf_seeds"]) if std_key else 1, digits))
+        avg = float(np.mean(means)) if all(math.isfinite(m) for m in means) else math.nan
+        tail = f" | {fmt(avg, digits=digits)} |" if with_avg else " |"
+        lines.append(f"| {label} | " + " | ".join(cells) + tail)
+    return lines
 
 
 def moleculenet_markdown(
@@ -219,6 +254,7 @@ def moleculenet_markdown(
             + " | ".join(fmt(by_name[d]["test_mean"], by_name[d]["test_std"], by_name[d]["n_seeds"], 1)
                          for d in cls)
             + f" | **{fmt(avg, avg_std, n_common, 1)}** |",
+            *_baseline_lines([by_name[d] for d in cls], 1, with_avg=True),
         ]  # fmt: skip
         for ref in MOLECULENET_REFERENCE:
             cells = [fmt(ref.values[d], digits=1) if d in ref.values else "–" for d in cls]
@@ -245,10 +281,23 @@ def moleculenet_markdown(
             f"| **{method}** | "
             + " | ".join(fmt(by_name[d]["test_mean"], by_name[d]["test_std"], by_name[d]["n_seeds"], 3)
                          for d in reg) + " |",
+            *_baseline_lines([by_name[d] for d in reg], 3, with_avg=False),
             "",
             "METHOD.md section 8 lists no published regression figures to compare with.",
             "",
         ]  # fmt: skip
+    skipped = [
+        f"{display_name(r['dataset'])} ({r['ecfp_svm_skipped']})" for r in summary if r["ecfp_svm_skipped"]
+    ]
+    if skipped:
+        lines += ["ECFP4 + SVM not fitted on: " + "; ".join(skipped) + ".", ""]
+    if any(math.isfinite(r["ecfp_rf_test_mean"]) for r in summary):
+        lines += [
+            "ECFP rows: ECFP4 bits (2,048) on the same split; SVM with a Tanimoto kernel and C chosen on the "
+            "validation split (deterministic: one figure), RF with 500 trees per seed "
+            "(`molchannel.finetune.moleculenet_baselines`).",
+            "",
+        ]
     lines += _cost_table(summary)
     lines += _sources([ref.source for ref in MOLECULENET_REFERENCE] if cls else [])
     return "\n".join(lines)
@@ -481,6 +530,10 @@ def plot_moleculenet(summary: Sequence[Mapping[str, Any]], output: str | os.Path
         means = [r["test_mean"] for r in rows]
         stds = [r["test_std"] if r["n_seeds"] > 1 else 0.0 for r in rows]
         ax.bar(x, means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8, label=OUR_METHOD)
+        for (name, key, _), marker in zip(BASELINE_ROWS_MOLECULENET, "x+", strict=True):
+            pts = [(i, r[key]) for i, r in enumerate(rows) if math.isfinite(r.get(key, math.nan))]
+            if pts:
+                ax.scatter(*zip(*pts, strict=True), marker=marker, s=40, color="black", zorder=4, label=name)
         if rows is cls:
             for ref, marker in zip(MOLECULENET_REFERENCE, markers, strict=False):
                 pts = [
@@ -488,13 +541,18 @@ def plot_moleculenet(summary: Sequence[Mapping[str, Any]], output: str | os.Path
                 ]
                 if pts:
                     ax.scatter(*zip(*pts, strict=True), marker=marker, s=22, zorder=3, label=ref.method)
-            low = min([*means, *(v for ref in MOLECULENET_REFERENCE for v in ref.values.values())])
+            ecfp = [r[key] for r in rows for _, key, _ in BASELINE_ROWS_MOLECULENET]
+            shown = [*means, *ecfp, *(v for ref in MOLECULENET_REFERENCE for v in ref.values.values())]
+            low = min(v for v in shown if math.isfinite(v))
             ax.set_ylim(max(0.0, low - 10.0), 100.0)
         ax.set_xticks(x, [display_name(r["dataset"]) for r in rows], rotation=30, ha="right")
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    legend: dict[str, Any] = {}  # one entry per label over both panels
+    for ax in axes.flat:
+        for handle, text in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(text, handle)
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle("MoleculeNet, scaffold split (mean ± std over seeds)")
     fig.tight_layout(rect=(0, 0.09, 1, 1))
     return _save(fig, output)

@@ -154,7 +154,7 @@ def test_benchmark_killed_mid_run_resumes_to_the_uninterrupted_tables(
     args = ["benchmark", "moleculenet", "--datasets", "bbbp", "esol", "--seeds", "1",
             "--epochs", str(BENCHMARK_EPOCHS), "--limit", "200", "--model", str(tiny_model),
             "--config-dir", str(REPO / "configs" / "finetune"),
-            "--set", "model.head_hidden=32", "--set", "model.dropout=0.2"]  # fmt: skip
+            "--set", "model.head_hidden=32", "--set", "model.dropout=0.2", "--no-baseline"]  # fmt: skip
     reference, out = tmp_path / "reference", tmp_path / "out"
     assert main([*args, "--output", str(reference), "--quiet"]) == 0
 

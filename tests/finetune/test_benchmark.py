@@ -221,7 +221,7 @@ def config_dir(tmp_path):
 def _options(tmp_path, config_dir, **kw):
     defaults = dict(
         collection="moleculenet", datasets=["bbbp", "bace"], seeds=[0, 1], output=tmp_path / "out",
-        config_dir=config_dir, quiet=True,
+        config_dir=config_dir, quiet=True, baseline=False,
     )  # fmt: skip
     return bm.BenchmarkOptions(**{**defaults, **kw})
 
@@ -356,7 +356,9 @@ def test_moleculeace_scores_cliffs_and_caches_the_baseline(tmp_path, config_dir,
     monkeypatch.setenv("MOLCHANNEL_DATA_DIR", str(data_dir))
     names = ["CHEMBL2047_EC50", "CHEMBL1871_Ki"]
     subsets = {name: bm._load_table(name, 120) for name in names}
-    options = _options(tmp_path, config_dir, collection="moleculeace", datasets=names, seeds=[0], limit=120)
+    options = _options(
+        tmp_path, config_dir, collection="moleculeace", datasets=names, seeds=[0], limit=120, baseline=True
+    )
     runner = FakeRunner(tables_by_name=subsets)
     outcome = bm.run_benchmark(options, runner=runner)
     assert len(runner.calls) == 2 and sorted(outcome.baseline_ran) == sorted(names)
@@ -389,7 +391,8 @@ def test_cli_wires_the_benchmark(tmp_path, config_dir, monkeypatch, capsys):
     runner = FakeRunner()
     monkeypatch.setattr(bm, "_default_runner", lambda: runner)
     argv = ["benchmark", "moleculenet", "--datasets", "bbbp", "esol", "--seeds", "0", "--epochs", "1",
-            "--output", str(tmp_path / "cli"), "--config-dir", str(config_dir), "--quiet"]  # fmt: skip
+            "--output", str(tmp_path / "cli"), "--config-dir", str(config_dir), "--quiet",
+            "--no-baseline"]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "MoleculeNet classification" in printed and "MoleculeNet regression" in printed
@@ -414,9 +417,11 @@ def test_cli_end_to_end_with_real_finetuning(tmp_path, data_dir, monkeypatch, ca
     record = json.loads((tmp_path / "mn" / "records" / "esol" / "seed0.json").read_text())
     assert record["metric"] == "rmse" and math.isfinite(record["test_metric"]) and record["best_epoch"] == 1
     assert (tmp_path / "mn" / "runs" / "esol" / "seed0" / "model" / "config.json").is_file()
-    assert "| **molchannel (this run)** |" in capsys.readouterr().out
-    assert main(mn) == 0  # the rerun finds the record and trains nothing
-    assert "0 run(s) done, 1 already finished" in capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "| **molchannel (this run)** |" in printed and "| ECFP4 + RF (this run) |" in printed
+    assert main(mn) == 0  # the rerun finds the records and trains nothing
+    rerun = capsys.readouterr().err
+    assert "0 run(s) done, 1 already finished; ECFP baselines: 0 computed, 1 cached" in rerun
 
     ace = [
         "benchmark",
