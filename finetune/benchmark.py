@@ -375,6 +375,9 @@ def _finetune_record(
         record["network_valid_metric"] = float(blend["network_valid_metric"])
         record["network_test_metric"] = float(blend["network_test_metric"])
         record["network_weights"] = [t["network_weight"] if t else 1.0 for t in blend["tasks"]]
+    calibration = getattr(result, "calibration", None)
+    if calibration:  # model.calibration: the calibration error before / after Platt scaling
+        record["calibration"] = {k: v for k, v in calibration.items() if k not in ("scale", "shift")}
     if table is not None:
         record.update(_cliff_scores(result, table))
     return record

@@ -98,6 +98,10 @@ class ModelConfig:
             on the training split (MoleculeACE's search) and predicts ``w * network + (1 - w) * svr``,
             ``w`` chosen on the validation split; the model folder carries the SVR
             (``molchannel.kernel_member``). Null (default): the network alone.
+        calibration: classification only: ``platt`` (default) fits Platt scaling per task,
+            ``sigmoid(a * logit + b)`` with ``a > 0``, on the validation split after training and
+            puts it into the network, so that predicted probabilities match observed rates; the
+            ranking (ROC-AUC) is unchanged. Null: the head's raw sigmoid (the MCL reference).
     """
 
     pretrained: str = "default"
@@ -109,11 +113,14 @@ class ModelConfig:
     extra_features: list[str] = field(default_factory=lambda: ["rdkit2d"])
     variance_head: bool = False
     kernel_blend: str | None = None
+    calibration: str | None = "platt"
 
     def __post_init__(self) -> None:
         self.extra_features = check_mol_features(self.extra_features)
         if self.kernel_blend not in (None, "ecfp_svr"):
             raise ValueError(f"model.kernel_blend must be null or 'ecfp_svr', got {self.kernel_blend!r}")
+        if self.calibration not in (None, "platt"):
+            raise ValueError(f"model.calibration must be null or 'platt', got {self.calibration!r}")
 
 
 @dataclass
@@ -436,6 +443,10 @@ def comparable_config(config: dict[str, Any] | FinetuneConfig) -> dict[str, Any]
         out["model"].pop("variance_head", None)
     if out["model"].get("kernel_blend") is None:  # added later; null is what a config without it did
         out["model"].pop("kernel_blend", None)
+    # added later: Platt scaling moves probabilities monotonically per task, so the ranking metrics a
+    # record holds are those of the same run without it; older records stand for the default
+    if out["model"].get("calibration") == "platt":
+        out["model"].pop("calibration", None)
     return out
 
 

@@ -73,6 +73,35 @@ def mean_rmse(targets: np.ndarray, predictions: np.ndarray) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
+def expected_calibration_error(targets: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> float:
+    """ECE of probabilities ``[n, T]``: per task, the mean over equal-width probability bins of
+    ``|observed positive rate - mean probability|`` weighted by the bin's share of labelled rows;
+    averaged over tasks with labels (NaN when none)."""
+    values = []
+    for t in range(targets.shape[1]):
+        labelled = ~np.isnan(targets[:, t])
+        if not labelled.any():
+            continue
+        y, p = targets[labelled, t], np.clip(probabilities[labelled, t], 0.0, 1.0)
+        which = np.minimum((p * bins).astype(np.int64), bins - 1)
+        gap = 0.0
+        for b in np.unique(which):
+            in_bin = which == b
+            gap += in_bin.mean() * abs(float(y[in_bin].mean()) - float(p[in_bin].mean()))
+        values.append(gap)
+    return float(np.mean(values)) if values else math.nan
+
+
+def brier_score(targets: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean squared difference of probability and 0/1 label per task, averaged over labelled tasks."""
+    values = [
+        float(np.mean((probabilities[labelled, t] - targets[labelled, t]) ** 2))
+        for t in range(targets.shape[1])
+        if (labelled := ~np.isnan(targets[:, t])).any()
+    ]
+    return float(np.mean(values)) if values else math.nan
+
+
 def score(metric: str, targets: np.ndarray, predictions: np.ndarray) -> float:
     """``roc_auc`` (predictions are probabilities or logits) or ``rmse`` (original units)."""
     if metric == "roc_auc":

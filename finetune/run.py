@@ -98,6 +98,9 @@ class FinetuneResult:
     # with model.kernel_blend: the SVRs, blend weights and the network's own metrics (the metrics and
     # predictions above are the blend's, which is what the model predicts)
     kernel_blend: dict[str, Any] | None = None
+    # with model.calibration (classification): the Platt parameters per task and the calibration
+    # error before / after on the validation and test splits (the test predictions above are calibrated)
+    calibration: dict[str, Any] | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         """Everything but the arrays (which go to test_predictions.csv) and the model, as JSON values."""
@@ -521,6 +524,11 @@ def _finish(
         )
         if len(test_rows):
             test_metric = score(head["metric"], table.targets[test_rows], predictions)
+    calibration = None
+    if cfg.model.calibration and head["task_type"] == "classification":
+        calibration, predictions = _calibrate_probabilities(
+            module, datamodule, table, device, test_rows, predictions
+        )
     probabilities = module.net.mixing.probabilities().tolist()
     channels = module.net.channel_names
     weights = dict(zip(channels, probabilities, strict=True))
@@ -550,6 +558,7 @@ def _finish(
         model_dir=run_dir / "model" if keep else None,
         model=model,
         kernel_blend=blend_record,
+        calibration=calibration,
     )
     if not keep:
         log.info("%s seed %d: best epoch %d, valid %s %.4f", name, cfg.seed, best_epoch, head["metric"],
@@ -620,6 +629,58 @@ def _blend_kernel(
     if len(test_rows):
         test = member.blend(test_network, member.svr_predictions([smiles[i] for i in test_rows]))
     return member, record, score("rmse", table.targets[valid_rows], valid), test
+
+
+def _calibrate_probabilities(
+    module: FinetuneModule,
+    datamodule: FinetuneDataModule,
+    table: MoleculeTable,
+    device: torch.device,
+    test_rows: np.ndarray,
+    test_probabilities: np.ndarray,
+) -> tuple[dict[str, Any] | None, np.ndarray]:
+    """Fit Platt scaling on the validation split and put it into the network (its head config and
+    buffers, so the model folder predicts calibrated probabilities): (record, calibrated test
+    probabilities). No task with both classes in the validation split: (None, unchanged)."""
+    from molchannel.finetune.metrics import brier_score, expected_calibration_error
+    from molchannel.nn.model import ProbabilityCalibrator
+
+    t = len(table.target_names)
+    valid_rows, valid_p = _predict(module, datamodule.valid_loader(), datamodule.valid_set, device, t)
+    calibrator = ProbabilityCalibrator(t)
+    fitted = calibrator.fit(_logits(valid_p), table.targets[valid_rows])
+    if not any(fitted):
+        log.warning("no task has both classes in the validation split: probabilities left uncalibrated")
+        return None, test_probabilities
+
+    def calibrated(p: np.ndarray) -> np.ndarray:
+        return torch.sigmoid(calibrator(torch.from_numpy(_logits(p)))).numpy().astype(np.float32)
+
+    head = module.net.config.head
+    assert head is not None
+    head.calibration = True
+    module.net.calibrator = calibrator.to(device)
+    record: dict[str, Any] = {
+        "method": "platt",
+        "tasks_fitted": int(sum(fitted)),
+        "scale": calibrator.scale.tolist(),
+        "shift": calibrator.shift.tolist(),
+    }
+    parts = [("valid", table.targets[valid_rows], valid_p)]
+    if len(test_rows):
+        parts.append(("test", table.targets[test_rows], test_probabilities))
+    for name, labels, raw in parts:
+        after = calibrated(raw)
+        record[f"{name}_ece_before"] = expected_calibration_error(labels, raw)
+        record[f"{name}_ece_after"] = expected_calibration_error(labels, after)
+        record[f"{name}_brier_before"] = brier_score(labels, raw)
+        record[f"{name}_brier_after"] = brier_score(labels, after)
+    return record, calibrated(test_probabilities) if len(test_rows) else test_probabilities
+
+
+def _logits(probabilities: np.ndarray) -> np.ndarray:
+    p = np.clip(probabilities.astype(np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
 
 
 def _finetuned_model(

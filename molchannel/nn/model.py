@@ -32,7 +32,8 @@ class HeadConfig:
     ``variance`` (regression): a mean-variance head, whose last layer gives ``2 * num_tasks``
     outputs, the means then the raw variances (:func:`molchannel.api.split_head_outputs`).
     ``task_type`` decides the eval-mode transform: sigmoid (classification) or the target scaler
-    (regression).
+    (regression). ``calibration`` (classification): the network holds per-task Platt scaling,
+    ``sigmoid(a * logit + b)`` (:class:`ProbabilityCalibrator`), fitted on a validation split.
     """
 
     num_tasks: int
@@ -42,6 +43,7 @@ class HeadConfig:
     extra_dim: int = 0
     variance: bool = False
     task_type: str = "regression"
+    calibration: bool = False
 
     @property
     def output_dim(self) -> int:
@@ -55,6 +57,8 @@ class HeadConfig:
             )
         if self.variance and self.task_type != "regression":
             raise ValueError("a mean-variance head (variance: true) is for regression tasks only")
+        if self.calibration and self.task_type != "classification":
+            raise ValueError("probability calibration (calibration: true) is for classification tasks only")
         if bool(self.extra_features) != (self.extra_dim > 0):
             raise ValueError(
                 f"head extra_features {self.extra_features} and extra_dim {self.extra_dim} disagree"
@@ -153,6 +157,67 @@ class FeatureScaler(nn.Module):
         return f"dim={self.mean.numel()}, clip={self.clip}"
 
 
+def _fit_platt(logits: Tensor, target: Tensor, steps: int) -> tuple[float, float]:
+    """``(a, b)`` minimising the log-loss of ``sigmoid(a * logits + b)`` against ``target``, ``a > 0``."""
+    log_scale = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    shift = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_scale, shift], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        loss = nn.functional.binary_cross_entropy_with_logits(log_scale.exp() * logits + shift, target)
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss
+
+    optimizer.step(closure)  # type: ignore[no-untyped-call]
+    return float(log_scale.detach().exp()), float(shift.detach())
+
+
+class ProbabilityCalibrator(nn.Module):
+    """Platt scaling per task, ``p = sigmoid(scale * logit + shift)``, as buffers of the network.
+
+    ``scale`` stays positive, so the ranking of molecules (ROC-AUC) is unchanged and only the
+    probabilities move. Fitted on held-out rows (:meth:`fit`); identity until then.
+    """
+
+    scale: Tensor
+    shift: Tensor
+
+    def __init__(self, num_tasks: int) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.ones(num_tasks))
+        self.register_buffer("shift", torch.zeros(num_tasks))
+
+    def fit(self, logits: Tensor | Any, labels: Tensor | Any, steps: int = 200) -> list[bool]:
+        """Per task, minimise the log-loss of ``sigmoid(a * logit + b)`` over the labelled rows of
+        ``logits`` / ``labels`` ``[n, T]`` (NaN labels skipped), with Platt's smoothed targets
+        ``(n+ + 1) / (n+ + 2)`` and ``1 / (n- + 2)`` against over-confidence on small sets. A task
+        without both classes keeps the identity. Returns which tasks were fitted."""
+        z = torch.as_tensor(logits, dtype=torch.float64)
+        y = torch.as_tensor(labels, dtype=torch.float64)
+        fitted = []
+        for t in range(z.shape[1]):
+            keep = ~torch.isnan(y[:, t]) & torch.isfinite(z[:, t])
+            zt, yt = z[keep, t], y[keep, t]
+            positives = int((yt > 0.5).sum())
+            negatives = len(yt) - positives
+            if positives == 0 or negatives == 0:
+                fitted.append(False)
+                continue
+            target = torch.where(yt > 0.5, (positives + 1.0) / (positives + 2.0), 1.0 / (negatives + 2.0))
+            scale, shift = _fit_platt(zt, target, steps)
+            self.scale[t] = scale
+            self.shift[t] = shift
+            fitted.append(True)
+        return fitted
+
+    def forward(self, logits: Tensor) -> Tensor:
+        return logits * self.scale.to(logits.dtype) + self.shift.to(logits.dtype)
+
+    def extra_repr(self) -> str:
+        return f"num_tasks={self.scale.numel()}"
+
+
 # Smallest predicted variance of a mean-variance head, in standardised target units (keeps the
 # Gaussian likelihood finite).
 MIN_VARIANCE = 1e-6
@@ -212,9 +277,12 @@ class MolChannelNet(nn.Module):
         self.head: nn.Module | None = None
         self.extra_scaler: FeatureScaler | None = None
         self.target_scaler: TargetScaler | None = None
+        self.calibrator: ProbabilityCalibrator | None = None
         if config.head is not None:
             if config.head.task_type == "regression":
                 self.target_scaler = TargetScaler(config.head.num_tasks)
+            if config.head.calibration:
+                self.calibrator = ProbabilityCalibrator(config.head.num_tasks)
             dim = config.encoder.hidden_dim + config.head.extra_dim
             if config.head.extra_dim:
                 self.extra_scaler = FeatureScaler(config.head.extra_dim)
@@ -263,7 +331,7 @@ class MolChannelNet(nn.Module):
         head = self.config.head
         assert head is not None
         if head.task_type == "classification":
-            return torch.sigmoid(raw)
+            return torch.sigmoid(raw if self.calibrator is None else self.calibrator(raw))
         assert self.target_scaler is not None
         scaler = self.target_scaler
         if not head.variance:
