@@ -81,11 +81,10 @@ class NetConfig:
     head: HeadConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "encoder": self.encoder.to_dict(),
-            "tau": self.tau,
-            "head": None if self.head is None else asdict(self.head),
-        }
+        head = None if self.head is None else asdict(self.head)
+        if head is not None and not head["calibration"]:
+            del head["calibration"]  # added later: model folders without calibration stay as they were
+        return {"encoder": self.encoder.to_dict(), "tau": self.tau, "head": head}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NetConfig:
