@@ -94,10 +94,12 @@ class ModelConfig:
         variance_head: regression only: the head also predicts a variance per task and trains on
             the Gaussian negative log-likelihood instead of the squared error (a mean-variance
             head); ``predict(return_std=True)`` then gives the predicted spread.
-        kernel_blend: regression only: ``ecfp_svr`` also fits an ECFP4 support-vector regressor per task
+        kernel_blend: regression: ``ecfp_svr`` also fits an ECFP4 support-vector regressor per task
             on the training split (MoleculeACE's search) and predicts ``w * network + (1 - w) * svr``,
             ``w`` chosen on the validation split; the model folder carries the SVR
-            (``molchannel.kernel_member``). Null (default): the network alone.
+            (``molchannel.kernel_member``). Classification: ``ecfp_svc``, a Tanimoto SVC on ECFP4 bits
+            per task whose Platt-scaled probability is blended the same way. Null (default): the
+            network alone.
         calibration: classification only: ``platt`` (default) fits Platt scaling per task,
             ``sigmoid(a * logit + b)`` with ``a > 0``, on the validation split after training and
             puts it into the network, so that predicted probabilities match observed rates; the
@@ -117,8 +119,11 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         self.extra_features = check_mol_features(self.extra_features)
-        if self.kernel_blend not in (None, "ecfp_svr"):
-            raise ValueError(f"model.kernel_blend must be null or 'ecfp_svr', got {self.kernel_blend!r}")
+        if self.kernel_blend not in (None, "ecfp_svr", "ecfp_svc"):
+            raise ValueError(
+                f"model.kernel_blend must be null, 'ecfp_svr' (regression) or 'ecfp_svc' (classification), "
+                f"got {self.kernel_blend!r}"
+            )
         if self.calibration not in (None, "platt"):
             raise ValueError(f"model.calibration must be null or 'platt', got {self.calibration!r}")
 

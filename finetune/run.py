@@ -236,10 +236,11 @@ def _finetune_in(
     if not cfg.model.scratch and not base.info()["pretrained"]:
         log.warning("model %s is not pre-trained: fine-tuning starts from random encoder weights",
                     cfg.model.pretrained)  # fmt: skip
-    if cfg.model.kernel_blend and table.task_type != "regression":
+    expected_blend = "ecfp_svr" if table.task_type == "regression" else "ecfp_svc"
+    if cfg.model.kernel_blend not in (None, expected_blend):
         raise ValueError(
-            f"model.kernel_blend is for regression tasks; {table.name} is {table.task_type}. Remove "
-            "--model.kernel_blend"
+            f"model.kernel_blend {cfg.model.kernel_blend} does not fit {table.name}, a {table.task_type} "
+            f"dataset: use --model.kernel_blend {expected_blend} (or none)"
         )
     store = load_or_build_graphs(table, base.featurizer, cache, progress=not quiet)
     head = _head_section(table, cfg.model.variance_head)
@@ -511,6 +512,11 @@ def _finish(
         module, datamodule.test_loader(), datamodule.test_set, device, num_tasks
     )
     valid_metric, test_metric = float(best["valid_metric"]), float(best["test_metric"])
+    calibration = None
+    if cfg.model.calibration and head["task_type"] == "classification":
+        calibration, predictions = _calibrate_probabilities(
+            module, datamodule, table, device, test_rows, predictions
+        )
     member, blend_record = None, None
     if cfg.model.kernel_blend:
         network_test = predictions
@@ -524,11 +530,6 @@ def _finish(
         )
         if len(test_rows):
             test_metric = score(head["metric"], table.targets[test_rows], predictions)
-    calibration = None
-    if cfg.model.calibration and head["task_type"] == "classification":
-        calibration, predictions = _calibrate_probabilities(
-            module, datamodule, table, device, test_rows, predictions
-        )
     probabilities = module.net.mixing.probabilities().tolist()
     channels = module.net.channel_names
     weights = dict(zip(channels, probabilities, strict=True))
@@ -613,22 +614,24 @@ def _blend_kernel(
 ) -> tuple[KernelMember, dict[str, Any], float, np.ndarray]:
     """Fit the kernel member on the training split, weigh it on the validation split
     (:mod:`molchannel.finetune.kernel_blend`): (member, record, blended valid metric, blended test
-    predictions)."""
-    from molchannel.finetune.kernel_blend import fit_kernel_member
+    predictions). The network's validation predictions are those of the model as it stands (with its
+    calibrated probabilities, for classification)."""
+    from molchannel.finetune.kernel_blend import fit_classifier_member, fit_kernel_member
 
     t = len(table.target_names)
     valid_set = datamodule.valid_set
     valid_rows, valid_network = _predict(module, datamodule.valid_loader(), valid_set, device, t)
     train_rows = datamodule.train_set.rows
     smiles = table.smiles
-    member, record, valid = fit_kernel_member(
+    fit = fit_kernel_member if table.task_type == "regression" else fit_classifier_member
+    member, record, valid = fit(
         [smiles[i] for i in train_rows], table.targets[train_rows],
         [smiles[i] for i in valid_rows], table.targets[valid_rows], valid_network,
     )  # fmt: skip
     test = test_network
     if len(test_rows):
         test = member.blend(test_network, member.svr_predictions([smiles[i] for i in test_rows]))
-    return member, record, score("rmse", table.targets[valid_rows], valid), test
+    return member, record, score(table.metric, table.targets[valid_rows], valid), test
 
 
 def _calibrate_probabilities(

@@ -145,7 +145,7 @@ class MolChannelModel:
             "extra_features": self.net.extra_features,
             "kernel_blend": None
             if self.kernel_member is None
-            else {"kind": "ecfp_svr", "network_weights": self.kernel_member.network_weights},
+            else {"kind": self.kernel_member.kind, "network_weights": self.kernel_member.network_weights},
             "num_parameters": sum(p.numel() for p in self.net.parameters()),
             "pretrained": bool(prov.get("pretrained", False)),
             "description": prov.get("description", ""),

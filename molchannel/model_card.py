@@ -50,9 +50,8 @@ def render_model_card(
             weights_text = ", ".join(
                 "1" if t is None else f"{t['network_weight']:.2f}" for t in member["tasks"]
             )
-            kind += (
-                f", blended with an ECFP4 support-vector regressor (network weight per task: {weights_text})"
-            )
+            svm = "classifier" if member.get("kind") == "ecfp_svc" else "regressor"
+            kind += f", blended with an ECFP4 support-vector {svm} (network weight per task: {weights_text})"
     else:
         kind = (
             "pre-trained encoder"

@@ -141,23 +141,92 @@ def test_a_blended_model_folder_is_saved_whole_and_checked_on_load(blend_run, tm
         molchannel.load(copy)
 
 
-def test_kernel_blend_is_refused_for_classification_and_unknown_kinds(tmp_path: Path) -> None:
+def _classification_csv(path: Path, n: int) -> Path:
     smiles, y = _logp()
-    data = tmp_path / "cls.csv"
-    with open(data, "w", newline="") as fh:
+    with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["smiles", "active"])
-        writer.writerows([s, int(v > 2.5)] for s, v in zip(smiles[:60], y[:60], strict=True))
+        writer.writerows([s, int(v > 2.5)] for s, v in zip(smiles[:n], y[:n], strict=True))
+    return path
+
+
+def test_kernel_blend_kind_must_fit_the_task(tmp_path: Path) -> None:
+    data = _classification_csv(tmp_path / "cls.csv", 60)
     base = init_model({"num_layers": 1, "hidden_dim": 16, "aggregator_heads": 1}, seed=0).save(tmp_path / "m")
     config = {
         "data": {"path": str(data), "targets": ["active"], "task_type": "classification"},
         "model": {"pretrained": str(base), "extra_features": [], "kernel_blend": "ecfp_svr"},
     }
-    with pytest.raises(ValueError, match="kernel_blend is for regression"):
+    with pytest.raises(ValueError, match="use --model.kernel_blend ecfp_svc"):
         run_finetune(config, tmp_path / "cls-run", quiet=True)
     config["model"]["kernel_blend"] = "tanimoto_gp"
-    with pytest.raises(ValueError, match="kernel_blend must be null or 'ecfp_svr'"):
+    with pytest.raises(ValueError, match="kernel_blend must be null, 'ecfp_svr'"):
         run_finetune(config, tmp_path / "cls-run2", quiet=True)
+
+
+def test_the_stored_svc_decides_as_scikit_learns_and_its_weight_follows_validation() -> None:
+    from sklearn.svm import SVC
+
+    from molchannel.finetune.kernel_blend import fit_classifier_member
+    from molchannel.finetune.metrics import mean_roc_auc
+    from molchannel.kernel_member import tanimoto_bit_kernel
+
+    smiles, y = _logp()
+    labels = (y > 2.5).astype(float)[:, None]
+    train, valid = slice(0, 200), slice(200, 280)
+    rng = np.random.default_rng(0)
+    noise = rng.random(labels[valid].shape)  # a network that knows nothing hands the weight to the SVC
+    member, record, blended = fit_classifier_member(
+        smiles[train], labels[train], smiles[valid], labels[valid], noise, c_grid=(0.3, 3.0)
+    )
+    task = member.tasks[0]
+    assert member.kind == "ecfp_svc" and task is not None and task.platt is not None and task.platt[0] > 0
+    bits = ecfp_bits(smiles, 2, 2048)
+    reference = SVC(kernel="precomputed", C=task.params["C"]).fit(
+        tanimoto_bit_kernel(bits[train], bits[train]), labels[train, 0]
+    )
+    np.testing.assert_allclose(
+        task.decision(bits[valid]),
+        reference.decision_function(tanimoto_bit_kernel(bits[valid], bits[train])),
+        rtol=1e-6,
+        atol=1e-8,
+    )
+    info = record["tasks"][0]
+    assert info["network_weight"] <= 0.2 and info["valid_roc_auc_blend"] > info["valid_roc_auc_network"] + 0.1
+    assert mean_roc_auc(labels[valid], blended[:, None] if blended.ndim == 1 else blended) == pytest.approx(
+        info["valid_roc_auc_blend"]
+    )
+    probabilities = member.svr_predictions(smiles[valid])
+    assert ((probabilities > 0) & (probabilities < 1)).all()
+    # an exact network keeps the weight
+    _, record, _ = fit_classifier_member(
+        smiles[train], labels[train], smiles[valid], labels[valid], labels[valid] * 0.8 + 0.1, c_grid=(1.0,)
+    )
+    assert record["tasks"][0]["network_weight"] >= 0.5
+
+
+def test_a_blended_classifier_folder_predicts_what_the_run_reported(tmp_path: Path) -> None:
+    data = _classification_csv(tmp_path / "cls.csv", 300)
+    base = init_model({"num_layers": 1, "hidden_dim": 16, "aggregator_heads": 1}, seed=0).save(tmp_path / "m")
+    config = {
+        "data": {"path": str(data), "targets": ["active"], "task_type": "classification"},
+        "model": {
+            "pretrained": str(base),
+            "head_hidden": 16,
+            "extra_features": [],
+            "kernel_blend": "ecfp_svc",
+        },  # fmt: skip
+        "optim": {"epochs": 2},
+    }
+    run = run_finetune(config, tmp_path / "run", quiet=True)
+    assert run.kernel_blend is not None and run.kernel_blend["kind"] == "ecfp_svc"
+    assert run.calibration is not None  # the network is calibrated, then blended
+    model = molchannel.load(run.model_dir)
+    assert model.info()["kernel_blend"]["kind"] == "ecfp_svc"
+    assert "support-vector classifier" in (run.model_dir / "README.md").read_text()
+    smiles, _ = _logp()
+    test_smiles = [smiles[i] for i in run.test_indices]
+    np.testing.assert_allclose(model.predict(test_smiles), run.test_predictions, rtol=1e-5, atol=1e-5)
 
 
 def test_sklearn_regressor_blends_through_its_config(tmp_path: Path) -> None:
