@@ -190,8 +190,8 @@ def ecfp_moleculenet_baselines(
         if on_task is not None:
             on_task(t + 1, y.shape[1])
     fitted = y.shape[1] - len(skipped)
-    if fitted == 0:
-        raise ValueError("no task has labelled training and validation rows (with both classes) to fit on")
+    if fitted == 0:  # e.g. a --limit subset whose validation rows hold one class: no figure, no failure
+        skip_svm = "no task has labelled training and validation rows (with both classes) to fit on"
     nan = math.nan
     return EcfpBaselineResult(
         metric=metric,
@@ -199,7 +199,7 @@ def ecfp_moleculenet_baselines(
         svm_valid_metric=nan if skip_svm else score(metric, y[valid], svm_valid),
         svm_c=cs,
         svm_skipped=skip_svm,
-        rf_test_metric={seed: score(metric, y[test], pred) for seed, pred in rf_test.items()},
+        rf_test_metric={s: score(metric, y[test], pred) if fitted else nan for s, pred in rf_test.items()},
         n_train=n_train,
         n_tasks_fitted=fitted,
         svm_wall_time_s=svm_time,

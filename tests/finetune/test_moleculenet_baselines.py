@@ -69,6 +69,12 @@ def test_svm_is_skipped_above_its_size_limit_and_the_forest_still_runs():
     assert math.isfinite(result.rf_test_metric[0]) and result.svm_c == []
     with pytest.raises(ValueError, match="validation and test"):
         ecfp_moleculenet_baselines(smiles, y, "rmse", train, valid[:0], test, seeds=[0])
+    # a subset whose validation rows hold one class gives no figure, and says why (the benchmark goes on)
+    labels = _targets(smiles)[:, 1:2]
+    labels[valid] = 0.0
+    none = ecfp_moleculenet_baselines(smiles, labels, "roc_auc", train, valid, test, seeds=[0], config=config)
+    assert math.isnan(none.svm_test_metric) and math.isnan(none.rf_test_metric[0])
+    assert none.n_tasks_fitted == 0 and "both classes" in (none.svm_skipped or "")
 
 
 def _baseline_record(dataset, metric, svm, rf, skipped=None):
