@@ -50,6 +50,12 @@ def read_runs(label: str, path: Path) -> dict[str, dict[str, list[float]]]:
                 continue
             d = json.loads(record.read_text(encoding="utf-8"))
             out[label][d["dataset"]].append(float(d["test_metric"]))
+        # the ECFP baselines the benchmark computed beside its runs: one row per method
+        for record in sorted(path.glob("records/*/ecfp_moleculenet.json")):
+            d = json.loads(record.read_text(encoding="utf-8"))
+            if d["svm_skipped"] is None:
+                out["ECFP4 + SVM"][d["dataset"]].append(float(d["svm_test_metric"]))
+            out["ECFP4 + RF"][d["dataset"]].extend(float(v) for v in d["rf_test_metric"].values())
         return out
     with open(path, newline="") as fh:
         for row in csv.DictReader(fh):
@@ -144,7 +150,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--run", action="append", required=True, metavar="LABEL=RESULTS_CSV")
+    parser.add_argument(
+        "--run", action="append", required=True, metavar="LABEL=RESULTS_CSV",
+        help="a results.csv or a benchmark folder; repeat a label to merge datasets from several",
+    )  # fmt: skip
     parser.add_argument("--reference", default=None, help="row label that the others are counted against")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
@@ -153,7 +162,9 @@ def main() -> None:
         label, _, path = item.partition("=")
         if not path:
             parser.error(f"--run expects LABEL=RESULTS_CSV, got {item!r}")
-        rows.update(read_runs(label, Path(path)))
+        # the same label may come from several files (datasets run apart): their datasets are merged
+        for name, datasets in read_runs(label, Path(path)).items():
+            rows.setdefault(name, {}).update(datasets)
     table, notes = build_table(rows, args.reference)
     args.output.mkdir(parents=True, exist_ok=True)
     text = [
