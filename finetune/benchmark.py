@@ -526,43 +526,61 @@ def _moleculenet_baseline(
 
     config = EcfpBaselineConfig()
     seeds = sorted({int(s) for s in options.seeds})
+    # the seeds are not hashed: a record holds the forests of every seed asked for so far, and a call
+    # with new seeds adds their forests to it (the SVM is deterministic and is not refit)
     material = {
         "ecfp": config.to_dict(),
-        "seeds": seeds,
         "limit": options.limit,
         "data_sha256": get_dataset_spec(dataset).sha256,
     }
     hash_ = config_hash(material)
     path = baseline_path(options.output_dir, dataset, options.collection)
     cached = read_record(path)
-    if cached and cached.get("config_hash") == hash_:
+    if cached and cached.get("config_hash") != hash_:
+        cached = None
+    have = {int(k) for k in cached["rf_test_metric"]} if cached else set()
+    missing = [s for s in seeds if s not in have]
+    if cached and not missing:
         return cached, False
+    if any(item.startswith("data.") for item in options.overrides):
+        log.warning("%s: the ECFP baselines use the dataset's benchmark split; --set data.* applies to the "
+                    "fine-tuning runs only", dataset)  # fmt: skip
     table = table_of(dataset)
     split = benchmark_split(table)
-    log.info("%s: ECFP4 + SVM and ECFP4 + RF (seeds %s)", dataset, " ".join(map(str, seeds)))
+    log.info("%s: ECFP4 + %s (seeds %s)", dataset, "RF" if cached else "SVM and ECFP4 + RF",
+             " ".join(map(str, missing)))  # fmt: skip
 
     def on_task(done: int, total: int) -> None:
         if total > 1:
             bar.set_postfix_str(f"{dataset} ECFP baselines, task {done}/{total}")
 
     result = ecfp_moleculenet_baselines(
-        table.smiles, table.targets, table.metric, split.train, split.valid, split.test, seeds, config,
-        on_task=on_task,
+        table.smiles, table.targets, table.metric, split.train, split.valid, split.test, missing, config,
+        on_task=on_task, fit_svm=cached is None,
     )  # fmt: skip
+    fields = dataclasses.asdict(result)
+    if cached:  # keep the SVM and the earlier forests
+        fields = {k: cached[k] for k in fields if k in cached}
+        fields["rf_test_metric"] = {
+            **cached["rf_test_metric"],
+            **{str(k): v for k, v in result.rf_test_metric.items()},
+        }
+        fields["rf_wall_time_s"] = float(cached.get("rf_wall_time_s", 0.0)) + result.rf_wall_time_s
+    rf_seeds = sorted(int(k) for k in fields["rf_test_metric"])
     record = {
         "format": RECORD_FORMAT,
         "kind": "ecfp_moleculenet",
         "collection": options.collection,
         "dataset": dataset,
         "config_hash": hash_,
-        "config": {**config.to_dict(), "seeds": seeds, "limit": options.limit},
-        **dataclasses.asdict(result),
+        "config": {**config.to_dict(), "seeds": rf_seeds, "limit": options.limit},
+        **fields,
         "molchannel_version": __version__,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_record(path, record)
-    rf = np.mean(list(result.rf_test_metric.values()))
-    log.info("%s ECFP4: SVM %.4f, RF %.4f (%s)", dataset, result.svm_test_metric, rf, result.metric)
+    log.info("%s ECFP4: SVM %.4f, RF %.4f (%s)", dataset, float(record["svm_test_metric"]),
+             float(np.mean(list(record["rf_test_metric"].values()))), result.metric)  # fmt: skip
     return read_record(path) or record, True
 
 

@@ -184,7 +184,7 @@ def _classifier_task(
     task = SvrTask(support, dual, float(model.intercept_[0]), float("nan"), 1.0, params, cv_scores[best])
     decision = task.decision(valid_bits)
     calibrator = ProbabilityCalibrator(1)
-    calibrator.fit(decision[ok, None], y_valid[ok, None])
+    calibrator.fit(decision[ok, None], y_valid[ok, None], min_count=2)
     task.platt = (float(calibrator.scale[0]), float(calibrator.shift[0]))
     p_svc = task.predict(valid_bits)
     scores = [mean_roc_auc(y_valid[ok, None], (w * p_network[ok] + (1 - w) * p_svc[ok])[:, None])

@@ -128,11 +128,13 @@ def ecfp_moleculenet_baselines(
     seeds: Sequence[int],
     config: EcfpBaselineConfig | None = None,
     on_task: Callable[[int, int], None] | None = None,
+    fit_svm: bool = True,
 ) -> EcfpBaselineResult:
-    """Fit both baselines on ``train`` (``C`` on ``valid``) and score them on ``test``.
+    """Fit both baselines on ``train`` (``C`` on ``valid``) and score them on ``test``, over the tasks
+    that could be fitted (both classes in the training and validation rows, for classification).
 
     ``targets`` is ``[N, T]`` with NaN for missing labels; ``on_task(done, total)`` reports progress
-    (ToxCast has 617 tasks).
+    (ToxCast has 617 tasks); ``fit_svm=False`` fits the forests only (the SVM's figures are NaN).
     """
     from molchannel.chem.mol_features import molecule_features
 
@@ -156,6 +158,8 @@ def ecfp_moleculenet_baselines(
         f"{n_train}^2 entries)"
         if n_train > config.svm_max_train
         else None
+        if fit_svm
+        else "not asked for (fit_svm=False)"
     )
     svm_valid = np.full((len(valid), y.shape[1]), np.nan)
     svm_test = np.full((len(test), y.shape[1]), np.nan)
@@ -192,14 +196,18 @@ def ecfp_moleculenet_baselines(
     fitted = y.shape[1] - len(skipped)
     if fitted == 0:  # e.g. a --limit subset whose validation rows hold one class: no figure, no failure
         skip_svm = "no task has labelled training and validation rows (with both classes) to fit on"
+    # scored over the fitted tasks only (a skipped task has no predictions)
+    y_test, y_valid = y[test].copy(), y[valid].copy()
+    y_test[:, skipped] = np.nan
+    y_valid[:, skipped] = np.nan
     nan = math.nan
     return EcfpBaselineResult(
         metric=metric,
-        svm_test_metric=nan if skip_svm else score(metric, y[test], svm_test),
-        svm_valid_metric=nan if skip_svm else score(metric, y[valid], svm_valid),
+        svm_test_metric=nan if skip_svm else score(metric, y_test, svm_test),
+        svm_valid_metric=nan if skip_svm else score(metric, y_valid, svm_valid),
         svm_c=cs,
         svm_skipped=skip_svm,
-        rf_test_metric={s: score(metric, y[test], pred) if fitted else nan for s, pred in rf_test.items()},
+        rf_test_metric={s: score(metric, y_test, pred) if fitted else nan for s, pred in rf_test.items()},
         n_train=n_train,
         n_tasks_fitted=fitted,
         svm_wall_time_s=svm_time,

@@ -74,6 +74,9 @@ from molchannel.training import (
 log = logging.getLogger("molchannel.finetune")
 
 RESULT_FILE = "result.json"
+# Training molecules above which model.kernel_blend is refused before training: its SVM holds a dense
+# n x n kernel (20,000 molecules: 3.2 GB in float64), and a fit that size takes hours on a CPU.
+KERNEL_BLEND_MAX_TRAIN = 20_000
 
 
 @dataclass
@@ -242,6 +245,12 @@ def _finetune_in(
             f"model.kernel_blend {cfg.model.kernel_blend} does not fit {table.name}, a {table.task_type} "
             f"dataset: use --model.kernel_blend {expected_blend} (or none)"
         )
+    labelled_train = int(np.isfinite(table.targets[split.train]).any(axis=1).sum())
+    if cfg.model.kernel_blend and labelled_train > KERNEL_BLEND_MAX_TRAIN:
+        raise ValueError(
+            f"model.kernel_blend needs a dense kernel over the {labelled_train} training molecules (more "
+            f"than {KERNEL_BLEND_MAX_TRAIN}): too large; fine-tune without --model.kernel_blend"
+        )
     store = load_or_build_graphs(table, base.featurizer, cache, progress=not quiet)
     head = _head_section(table, cfg.model.variance_head)
     features = _molecule_features(table, cfg, cache, quiet)
@@ -317,7 +326,7 @@ def _head_section(table: MoleculeTable, variance: bool = False) -> dict[str, Any
     if variance and table.task_type != "regression":
         raise ValueError(
             f"model.variance_head is for regression tasks; {table.name} is {table.task_type}. Remove "
-            "--model.variance_head (classification probabilities are calibrated by the ensemble's members)"
+            "--model.variance_head (classification probabilities are Platt-calibrated: model.calibration)"
         )
     section: dict[str, Any] = {
         "tasks": list(table.target_names),
@@ -517,6 +526,8 @@ def _finish(
         calibration, predictions = _calibrate_probabilities(
             module, datamodule, table, device, test_rows, predictions
         )
+        if len(test_rows):  # the same ranking (a > 0), scored from what the model now predicts
+            test_metric = score(head["metric"], table.targets[test_rows], predictions)
     member, blend_record = None, None
     if cfg.model.kernel_blend:
         network_test = predictions
@@ -643,42 +654,44 @@ def _calibrate_probabilities(
     test_probabilities: np.ndarray,
 ) -> tuple[dict[str, Any] | None, np.ndarray]:
     """Fit Platt scaling on the validation split and put it into the network (its head config and
-    buffers, so the model folder predicts calibrated probabilities): (record, calibrated test
-    probabilities). No task with both classes in the validation split: (None, unchanged)."""
+    buffers, so the model folder predicts calibrated probabilities): (record, the network's calibrated
+    test probabilities). No task with enough molecules of both classes in the validation split:
+    (None, unchanged). The record's ``valid_*_after`` figures are in-sample (fitted on those rows)."""
     from molchannel.finetune.metrics import brier_score, expected_calibration_error
-    from molchannel.nn.model import ProbabilityCalibrator
+    from molchannel.nn.model import MIN_PLATT_CLASS_COUNT, ProbabilityCalibrator
 
     t = len(table.target_names)
     valid_rows, valid_p = _predict(module, datamodule.valid_loader(), datamodule.valid_set, device, t)
     calibrator = ProbabilityCalibrator(t)
     fitted = calibrator.fit(_logits(valid_p), table.targets[valid_rows])
+    if not all(fitted):
+        log.info("probability calibration: %d of %d task(s) keep the raw sigmoid (fewer than %d "
+                 "labelled validation molecules of a class)", fitted.count(False), t,
+                 MIN_PLATT_CLASS_COUNT)  # fmt: skip
     if not any(fitted):
-        log.warning("no task has both classes in the validation split: probabilities left uncalibrated")
         return None, test_probabilities
-
-    def calibrated(p: np.ndarray) -> np.ndarray:
-        return torch.sigmoid(calibrator(torch.from_numpy(_logits(p)))).numpy().astype(np.float32)
-
     head = module.net.config.head
     assert head is not None
     head.calibration = True
     module.net.calibrator = calibrator.to(device)
+    # the calibrated figures come from the network itself, as the model folder will predict them
+    _, valid_after = _predict(module, datamodule.valid_loader(), datamodule.valid_set, device, t)
+    _, test_after = _predict(module, datamodule.test_loader(), datamodule.test_set, device, t)
     record: dict[str, Any] = {
         "method": "platt",
         "tasks_fitted": int(sum(fitted)),
         "scale": calibrator.scale.tolist(),
         "shift": calibrator.shift.tolist(),
     }
-    parts = [("valid", table.targets[valid_rows], valid_p)]
+    parts = [("valid", table.targets[valid_rows], valid_p, valid_after)]
     if len(test_rows):
-        parts.append(("test", table.targets[test_rows], test_probabilities))
-    for name, labels, raw in parts:
-        after = calibrated(raw)
-        record[f"{name}_ece_before"] = expected_calibration_error(labels, raw)
+        parts.append(("test", table.targets[test_rows], test_probabilities, test_after))
+    for name, labels, before, after in parts:
+        record[f"{name}_ece_before"] = expected_calibration_error(labels, before)
         record[f"{name}_ece_after"] = expected_calibration_error(labels, after)
-        record[f"{name}_brier_before"] = brier_score(labels, raw)
+        record[f"{name}_brier_before"] = brier_score(labels, before)
         record[f"{name}_brier_after"] = brier_score(labels, after)
-    return record, calibrated(test_probabilities) if len(test_rows) else test_probabilities
+    return record, test_after if len(test_rows) else test_probabilities
 
 
 def _logits(probabilities: np.ndarray) -> np.ndarray:

@@ -77,7 +77,7 @@ class SvrTask:
     gamma: float  # RBF width; NaN for the Tanimoto kernel
     network_weight: float  # w: the blend is w * network + (1 - w) * svr
     params: dict[str, float]  # the chosen C (and gamma), for the record
-    cv_rmse: float  # the chosen point's mean cross-validated RMSE (SVR) or ROC-AUC (SVC) on training
+    cv_rmse: float  # the chosen point's mean cross-validated RMSE (SVR; ROC-AUC for an SVC) on training
     platt: tuple[float, float] | None = None  # SVC: probability = sigmoid(a * decision + b)
 
     def decision(self, bits: np.ndarray) -> np.ndarray:
@@ -147,7 +147,9 @@ class KernelMember:
             gamma = task.gamma if math.isfinite(task.gamma) else None  # None: Tanimoto kernel
             d: dict[str, Any] = {
                 "intercept": task.intercept, "gamma": gamma, "network_weight": task.network_weight,
-                "n_support": len(task.dual), "params": task.params, "cv_rmse": task.cv_rmse,
+                "n_support": len(task.dual), "params": task.params,
+                # the chosen point's cross-validated score: RMSE (SVR) or ROC-AUC (SVC)
+                "cv_rmse" if task.platt is None else "cv_roc_auc": task.cv_rmse,
             }  # fmt: skip
             if task.platt is not None:
                 d["platt"] = list(task.platt)
@@ -180,7 +182,7 @@ class KernelMember:
                 raise ValueError(
                     f"task {j}: network_weight {weight} or gamma {d.get('gamma')} is out of range"
                 )
-            cv = float(d.get("cv_rmse", math.nan))
+            cv = float(d.get("cv_rmse", d.get("cv_roc_auc", math.nan)))
             params = dict(d.get("params", {}))
             tasks.append(SvrTask(support, dual, float(d["intercept"]), gamma, weight, params, cv, platt))
         leftover = sorted(k for k in weights if k.startswith(PREFIX))

@@ -156,20 +156,31 @@ class FeatureScaler(nn.Module):
         return f"dim={self.mean.numel()}, clip={self.clip}"
 
 
+# Smallest Platt scale: where the validation ranking is poor the log-loss optimum is a -> 0, which would
+# squeeze float32 probabilities into ties and so change the ranking (ROC-AUC) it must keep.
+MIN_PLATT_SCALE = 0.05
+# Labelled validation molecules of each class a task needs before its probabilities are rescaled.
+MIN_PLATT_CLASS_COUNT = 5
+
+
 def _fit_platt(logits: Tensor, target: Tensor, steps: int) -> tuple[float, float]:
-    """``(a, b)`` minimising the log-loss of ``sigmoid(a * logits + b)`` against ``target``, ``a > 0``."""
-    log_scale = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    """``(a, b)`` minimising the log-loss of ``sigmoid(a * logits + b)`` against ``target``, with
+    ``a >= MIN_PLATT_SCALE``."""
+    free = torch.zeros((), dtype=torch.float64, requires_grad=True)  # a = MIN + (1 - MIN) * exp(free)
     shift = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_scale, shift], max_iter=steps, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS([free, shift], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def scale() -> Tensor:
+        return MIN_PLATT_SCALE + (1.0 - MIN_PLATT_SCALE) * free.exp()
 
     def closure() -> Tensor:
         optimizer.zero_grad()
-        loss = nn.functional.binary_cross_entropy_with_logits(log_scale.exp() * logits + shift, target)
+        loss = nn.functional.binary_cross_entropy_with_logits(scale() * logits + shift, target)
         loss.backward()  # type: ignore[no-untyped-call]
         return loss
 
     optimizer.step(closure)  # type: ignore[no-untyped-call]
-    return float(log_scale.detach().exp()), float(shift.detach())
+    return float(scale().detach()), float(shift.detach())
 
 
 class ProbabilityCalibrator(nn.Module):
@@ -187,11 +198,18 @@ class ProbabilityCalibrator(nn.Module):
         self.register_buffer("scale", torch.ones(num_tasks))
         self.register_buffer("shift", torch.zeros(num_tasks))
 
-    def fit(self, logits: Tensor | Any, labels: Tensor | Any, steps: int = 200) -> list[bool]:
+    def fit(
+        self,
+        logits: Tensor | Any,
+        labels: Tensor | Any,
+        steps: int = 200,
+        min_count: int = MIN_PLATT_CLASS_COUNT,
+    ) -> list[bool]:
         """Per task, minimise the log-loss of ``sigmoid(a * logit + b)`` over the labelled rows of
         ``logits`` / ``labels`` ``[n, T]`` (NaN labels skipped), with Platt's smoothed targets
-        ``(n+ + 1) / (n+ + 2)`` and ``1 / (n- + 2)`` against over-confidence on small sets. A task
-        without both classes keeps the identity. Returns which tasks were fitted."""
+        ``(n+ + 1) / (n+ + 2)`` and ``1 / (n- + 2)`` against over-confidence on small sets, and
+        ``a >= MIN_PLATT_SCALE``. A task with fewer than ``min_count`` labelled molecules of either
+        class keeps the identity. Returns which tasks were fitted."""
         z = torch.as_tensor(logits, dtype=torch.float64)
         y = torch.as_tensor(labels, dtype=torch.float64)
         fitted = []
@@ -200,7 +218,7 @@ class ProbabilityCalibrator(nn.Module):
             zt, yt = z[keep, t], y[keep, t]
             positives = int((yt > 0.5).sum())
             negatives = len(yt) - positives
-            if positives == 0 or negatives == 0:
+            if min(positives, negatives) < max(min_count, 1):
                 fitted.append(False)
                 continue
             target = torch.where(yt > 0.5, (positives + 1.0) / (positives + 2.0), 1.0 / (negatives + 2.0))

@@ -34,6 +34,31 @@ def test_platt_fit_recovers_scale_and_shift_and_keeps_the_ranking():
     assert brier_score(labels2, calibrated2) < brier_score(labels2, raw2)
 
 
+def test_an_inverted_ranking_stops_at_the_scale_floor_and_keeps_the_ranking():
+    """Validation logits that rank the wrong way: the log-loss optimum is a -> 0, which would squeeze the
+    probabilities into ties; the floor keeps them apart, so ROC-AUC stays that of the raw logits."""
+    from molchannel.nn.model import MIN_PLATT_SCALE
+
+    z, labels = _overconfident()
+    calibrator = ProbabilityCalibrator(1)
+    calibrator.fit(-z, labels)
+    assert calibrator.scale.item() == pytest.approx(MIN_PLATT_SCALE, rel=1e-3)
+    fresh = np.random.default_rng(5).normal(0.0, 4.0, size=(500, 1))
+    fresh_labels = (fresh > 0).astype(float)
+    calibrated = torch.sigmoid(calibrator(torch.from_numpy(fresh).float())).numpy()
+    assert len(np.unique(calibrated)) == 500
+    assert mean_roc_auc(fresh_labels, calibrated) == pytest.approx(1.0)
+
+
+def test_too_few_molecules_of_a_class_keep_the_identity():
+    z, labels = _overconfident(n=200)
+    labels[:, 0] = 0.0
+    labels[:4, 0] = 1.0  # 4 positives: fewer than the 5 a task needs
+    calibrator = ProbabilityCalibrator(1)
+    assert calibrator.fit(z, labels) == [False] and calibrator.scale.item() == 1.0
+    assert calibrator.fit(z, labels, min_count=4) == [True]
+
+
 def test_tasks_without_both_classes_keep_the_identity_and_nan_labels_are_skipped():
     z, labels = _overconfident(n=600)
     two = np.concatenate([labels, np.zeros_like(labels)], axis=1)  # task 1: negatives only

@@ -287,25 +287,28 @@ def test_reported_test_metric_is_that_of_the_best_validation_epoch(bbbp_run) -> 
     assert bbbp_run.train_molecules_per_s > 0 and bbbp_run.wall_time_s > 0
 
 
-def test_probabilities_are_platt_calibrated_on_the_validation_split(
-    bbbp_run, tiny_model: Path, tmp_path: Path
-) -> None:
-    record = bbbp_run.calibration
+def test_probabilities_are_platt_calibrated_on_the_validation_split(tiny_model: Path, tmp_path: Path) -> None:
+    config = _bbbp_config(tiny_model)
+    config["data"]["limit"] = 600  # enough validation molecules of each class for the Platt step
+    run = run_finetune(config, tmp_path / "calibrated", quiet=True)
+    record = run.calibration
     assert record is not None and record["method"] == "platt" and record["tasks_fitted"] == 1
-    model = molchannel.load(bbbp_run.model_dir)
+    model = molchannel.load(run.model_dir)
     assert model.net.config.head is not None and model.net.config.head.calibration
     calibrator = model.net.calibrator
     assert calibrator is not None and calibrator.scale.tolist() == pytest.approx(record["scale"])
     assert calibrator.scale.item() > 0 and (calibrator.scale.item(), calibrator.shift.item()) != (1.0, 0.0)
     assert record["valid_ece_after"] <= record["valid_ece_before"] + 0.02
+    table = molchannel.data.load_dataset("bbbp")
+    smiles = [table.smiles[i] for i in run.test_indices]
+    np.testing.assert_allclose(model.predict(smiles), run.test_predictions, rtol=1e-5, atol=1e-6)
     # the same run without calibration: the same ranking metric, probabilities before the Platt step
-    config = _bbbp_config(tiny_model)
     config["model"]["calibration"] = None
     plain = run_finetune(config, tmp_path / "plain", quiet=True)
-    assert plain.calibration is None and plain.test_metric == pytest.approx(bbbp_run.test_metric, abs=1e-9)
+    assert plain.calibration is None and plain.test_metric == pytest.approx(run.test_metric, abs=1e-9)
     logits = np.log(plain.test_predictions) - np.log1p(-plain.test_predictions)
     expected = 1 / (1 + np.exp(-(logits * record["scale"][0] + record["shift"][0])))
-    np.testing.assert_allclose(bbbp_run.test_predictions, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(run.test_predictions, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_aggregators_frozen_backbone_and_prompt_trained(bbbp_run, tiny_model: Path) -> None:

@@ -59,6 +59,21 @@ def test_classification_skips_single_class_tasks_and_missing_labels():
     assert result.svm_test_metric > 0.9 and result.rf_test_metric[0] > 0.9
 
 
+def test_a_task_that_cannot_be_fitted_is_left_out_of_the_score():
+    """Validation rows of one class but test rows of both (7 ToxCast tasks): no prediction, no score."""
+    smiles = _molecules()
+    y = _targets(smiles)[:, 1:3].copy()
+    train, valid, test = _split(len(smiles), seed=2)
+    y[:, 1] = y[:, 0]  # task 1: the same labels as task 0 ...
+    y[valid, 1] = 0.0  # ... but one class in the validation rows
+    assert len(np.unique(y[test, 1])) == 2
+    result = ecfp_moleculenet_baselines(smiles, y, "roc_auc", train, valid, test, seeds=[0])
+    assert result.skipped_tasks == [1]
+    alone = ecfp_moleculenet_baselines(smiles, y[:, :1], "roc_auc", train, valid, test, seeds=[0])
+    assert result.svm_test_metric == pytest.approx(alone.svm_test_metric)
+    assert result.rf_test_metric[0] == pytest.approx(alone.rf_test_metric[0])
+
+
 def test_svm_is_skipped_above_its_size_limit_and_the_forest_still_runs():
     smiles = _molecules()
     y = _targets(smiles)[:, :1]
@@ -134,6 +149,13 @@ def test_benchmark_computes_caches_and_tabulates_the_baselines(tmp_path, data_di
     assert "ecfp_svm_test" in summary.splitlines()[0] and summary.count("\n") == 2
     again = bm.run_benchmark(options)
     assert again.baseline_ran == [] and again.baseline_skipped == ["esol"]
-    # another seed set is another forest: recomputed
-    more = bm.run_benchmark(bm.BenchmarkOptions(**{**vars(options), "seeds": [0, 1, 2]}))
+    # a new seed adds its forest to the record; the SVM (deterministic) and the earlier forests are kept
+    more = bm.run_benchmark(bm.BenchmarkOptions(**{**vars(options), "seeds": [2]}))
     assert more.baseline_ran == ["esol"]
+    grown = bm.read_record(tmp_path / "out" / "records" / "esol" / "ecfp_moleculenet.json")
+    assert grown is not None and grown["config"]["seeds"] == [0, 1, 2]
+    assert grown["svm_test_metric"] == record["svm_test_metric"]
+    assert {k: grown["rf_test_metric"][k] for k in ("0", "1")} == record["rf_test_metric"]
+    assert bm.run_benchmark(bm.BenchmarkOptions(**{**vars(options), "seeds": [1, 2]})).baseline_skipped == [
+        "esol"
+    ]
