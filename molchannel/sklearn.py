@@ -411,6 +411,7 @@ class _FinetunedEstimator(BaseEstimator):
         run_dir: str | os.PathLike[str] | None = None,
         config: dict[str, Any] | None = None,
         verbose: bool = False,
+        ensemble_size: int = 1,
     ) -> None:
         self.model = model
         self.finetune = finetune
@@ -431,6 +432,7 @@ class _FinetunedEstimator(BaseEstimator):
         self.run_dir = run_dir
         self.config = config
         self.verbose = verbose
+        self.ensemble_size = ensemble_size
 
     def __sklearn_tags__(self) -> Any:
         return _input_tags(super().__sklearn_tags__())
@@ -444,6 +446,7 @@ class _FinetunedEstimator(BaseEstimator):
         _check_choice(self.on_invalid, "on_invalid", ON_INVALID)
         _check_positive_int(self.epochs, "epochs")
         _check_positive_int(self.batch_size, "batch_size")
+        _check_positive_int(self.ensemble_size, "ensemble_size")
         from molchannel.chem.mol_features import check_mol_features
 
         check_mol_features(self.extra_features)
@@ -566,13 +569,19 @@ class _FinetunedEstimator(BaseEstimator):
 
         from molchannel.finetune.run import finetune
 
-        with _global_state_restored():
-            result = finetune(
-                source, table, split, self._finetune_config(seed), run_dir=run_dir, quiet=not self.verbose
-            )
-        model = result.model
-        assert model is not None  # finetune always returns the selected epoch's model
-        model.path = result.model_dir  # None without run_dir: the weights live in memory only
+        results = []
+        for k in range(int(self.ensemble_size)):  # members: seeds seed .. seed + N - 1, one split
+            member_dir = run_dir if run_dir is None or self.ensemble_size == 1 else run_dir / f"member{k}"
+            with _global_state_restored():
+                results.append(
+                    finetune(source, table, split, self._finetune_config(seed + k), run_dir=member_dir,
+                             quiet=not self.verbose)
+                )  # fmt: skip
+            model = results[-1].model
+            assert model is not None  # finetune always returns the selected epoch's model
+            model.path = results[-1].model_dir  # None without run_dir: the weights live in memory only
+        result = results[0]
+        model = result.model if len(results) == 1 else self._ensemble(results, table, split)
         if not math.isfinite(result.valid_metric):
             warnings.warn(
                 f"{name}.fit: the validation {result.metric} was undefined (NaN) in every epoch (e.g. a "
@@ -587,13 +596,26 @@ class _FinetunedEstimator(BaseEstimator):
             setattr(self, key, value)
         self.tasks_ = tasks
         self.seed_ = seed
-        self.best_epoch_ = int(result.best_epoch)
+        self.best_epoch_ = int(result.best_epoch)  # of the first member in an ensemble
         self.valid_score_ = float(result.valid_metric)
+        self.member_valid_scores_ = [float(r.valid_metric) for r in results]
         self.valid_metric_ = result.metric
         self.channel_weights_ = dict(result.channel_weights)
         self.run_dir_ = run_dir
         _record_input(self, column)
         return self
+
+    def _ensemble(self, results: list[Any], table: MoleculeTable, split: Split) -> Any:
+        """The members as one :class:`~molchannel.ensemble.EnsembleModel`; a regression ensemble is
+        conformally calibrated on the validation rows, as ``molchannel finetune --ensemble-size``."""
+        from molchannel.ensemble import ConformalCalibration, EnsembleModel
+
+        ensemble = EnsembleModel([r.model for r in results])
+        if self._task_type == "regression":
+            valid = [table.smiles[i] for i in split.valid]
+            mean, std = ensemble.predict(valid, batch_size=int(self.batch_size), return_std=True)
+            ensemble.calibration = ConformalCalibration.fit(table.targets[split.valid], mean, std)
+        return ensemble
 
     def _stratify_key(self, targets: np.ndarray) -> np.ndarray | None:
         """What the validation rows are spread over: the single target's value (None: no key)."""
@@ -654,15 +676,32 @@ class _FinetunedEstimator(BaseEstimator):
 
     # ---- pickling ----------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
+        from molchannel.ensemble import EnsembleModel
+
         state = dict(super().__getstate__())  # object.__getstate__ returns the live __dict__
-        if "model_" in state:  # the fine-tuned weights travel as model-folder bytes
-            state["model_"] = {"model_folder_files": _model_to_files(state["model_"])}
+        model = state.get("model_")
+        if isinstance(model, EnsembleModel):  # each member as model-folder bytes, and the calibration
+            calibration = None if model.calibration is None else model.calibration.to_dict()
+            state["model_"] = {"ensemble_member_files": [_model_to_files(m) for m in model.members],
+                               "calibration": calibration}  # fmt: skip
+        elif model is not None:  # the fine-tuned weights travel as model-folder bytes
+            state["model_"] = {"model_folder_files": _model_to_files(model)}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        from molchannel.ensemble import ConformalCalibration, EnsembleModel
+
         packed = state.get("model_")
         if isinstance(packed, dict) and "model_folder_files" in packed:
             state = {**state, "model_": _model_from_files(packed["model_folder_files"])}
+        elif isinstance(packed, dict) and "ensemble_member_files" in packed:
+            members = [_model_from_files(files) for files in packed["ensemble_member_files"]]
+            calibration = packed.get("calibration")
+            ensemble = EnsembleModel(
+                members,
+                calibration=None if calibration is None else ConformalCalibration.from_dict(calibration),
+            )
+            state = {**state, "model_": ensemble}
         super().__setstate__(state)
 
 
@@ -800,12 +839,18 @@ class MolChannelRegressor(RegressorMixin, _FinetunedEstimator):
             ``{"optim": {"grad_clip": 1.0}, "model": {"dropout": 0.1}}``; keys that a parameter
             above sets are refused.
         verbose: show Lightning's progress and log lines.
+        ensemble_size: fine-tune N members (seeds ``random_state`` .. ``random_state + N - 1``, one
+            split) and predict their mean; ``model_`` is then an
+            :class:`~molchannel.ensemble.EnsembleModel` (a regressor's is conformally calibrated on the
+            validation rows: ``model_.predict_interval(X, coverage=0.9)``).
 
     Attributes:
-        model_: the fine-tuned :class:`~molchannel.api.MolChannelModel` (kept in pickles).
+        model_: the fine-tuned :class:`~molchannel.api.MolChannelModel` (an
+            :class:`~molchannel.ensemble.EnsembleModel` with ``ensemble_size > 1``; kept in pickles).
         tasks_: target names (``y`` or ``y_0 ... y_{T-1}``).
         n_outputs_: number of targets ``T``.
-        best_epoch_, valid_score_, valid_metric_: the selected epoch and its validation metric.
+        best_epoch_, valid_score_, valid_metric_: the selected epoch and its validation metric (of the
+            first member in an ensemble; ``member_valid_scores_``: every member's).
         channel_weights_: channel-mixing weights of the fine-tuned prompt.
         run_dir_: the run folder (None without ``run_dir``).
         seed_: the seed used.
@@ -843,16 +888,17 @@ class MolChannelRegressor(RegressorMixin, _FinetunedEstimator):
         Args:
             X: SMILES (1-D sequence or one column).
             return_std: also return the predicted standard deviation, ``(mean, std)`` (as scikit-learn's
-                ``GaussianProcessRegressor``); needs a mean-variance head, fitted with
-                ``config={"model": {"variance_head": True}}``.
+                ``GaussianProcessRegressor``): the spread over members with ``ensemble_size > 1``, or the
+                mean-variance head's, fitted with ``config={"model": {"variance_head": True}}``.
         """
         if not return_std:
             out = self._predict_raw(X, "predict")
             return out[:, 0] if self._y_1d else out
         check_is_fitted(self)
-        if not self.model_.has_variance_head:
+        if self.ensemble_size == 1 and not self.model_.has_variance_head:
             raise ValueError(
-                "return_std needs a mean-variance head: fit with config={'model': {'variance_head': True}}"
+                "return_std needs an ensemble (ensemble_size=N, N > 1: the spread over members) or a "
+                "mean-variance head (config={'model': {'variance_head': True}})"
             )
         _check_choice(self.on_invalid, "on_invalid", ON_INVALID)
         smiles, _ = _smiles_input(X, f"{type(self).__name__}.predict")

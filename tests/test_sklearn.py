@@ -500,3 +500,34 @@ def test_default_parameters_follow_finetune_config() -> None:
         c.optim.early_stopping,
         False,
     )
+
+
+def test_regressor_and_classifier_ensembles(logp, tiny_model: str, tmp_path: Path) -> None:
+    """ensemble_size=N: N members on one split, their mean, the spread, conformal intervals, pickles."""
+    from molchannel.ensemble import EnsembleModel
+
+    X, y = logp
+    reg = MolChannelRegressor(model=tiny_model, ensemble_size=3, run_dir=tmp_path / "ens", **FINETUNE).fit(
+        X, y
+    )
+    assert isinstance(reg.model_, EnsembleModel) and reg.model_.size == 3
+    assert len(reg.member_valid_scores_) == 3 and len({m.path for m in reg.model_.members}) == 3
+    mean, std = reg.predict(X, return_std=True)
+    members = np.stack([m.predict(X)[:, 0] for m in reg.model_.members])
+    np.testing.assert_allclose(mean, members.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(std, members.std(0), rtol=1e-4, atol=1e-6)
+    assert (std > 0).any() and np.array_equal(reg.predict(X), mean)
+    centre, lower, upper = reg.model_.predict_interval(X[:5], coverage=0.9)
+    assert (lower <= centre).all() and (centre <= upper).all()
+    restored = pickle.loads(pickle.dumps(reg))
+    np.testing.assert_allclose(restored.predict(X), mean, rtol=1e-6)
+    assert restored.model_.calibration is not None
+    with pytest.raises(ValueError, match="ensemble_size"):
+        MolChannelRegressor(model=tiny_model, **FINETUNE).fit(X, y).predict(X, return_std=True)
+    with pytest.raises(ValueError, match="ensemble_size"):
+        MolChannelRegressor(ensemble_size=0).fit(X, y)
+    labels = (y > np.median(y)).astype(int)
+    clf = MolChannelClassifier(model=tiny_model, ensemble_size=2, **FINETUNE).fit(X, labels)
+    proba = clf.predict_proba(X)
+    members = np.stack([m.predict(X)[:, 0] for m in clf.model_.members])
+    np.testing.assert_allclose(proba[:, 1], members.mean(0), rtol=1e-5, atol=1e-6)
