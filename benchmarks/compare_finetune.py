@@ -152,7 +152,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--run", action="append", required=True, metavar="LABEL=RESULTS_CSV",
-        help="a results.csv or a benchmark folder; repeat a label to merge datasets from several",
+        help="a results.csv or a benchmark folder; repeat a label to pool datasets or seeds run apart",
     )  # fmt: skip
     parser.add_argument("--reference", default=None, help="row label that the others are counted against")
     parser.add_argument("--output", type=Path, required=True)
@@ -162,9 +162,10 @@ def main() -> None:
         label, _, path = item.partition("=")
         if not path:
             parser.error(f"--run expects LABEL=RESULTS_CSV, got {item!r}")
-        # the same label may come from several files (datasets run apart): their datasets are merged
+        # the same label may come from several files (datasets or seeds run apart): their values are pooled
         for name, datasets in read_runs(label, Path(path)).items():
-            rows.setdefault(name, {}).update(datasets)
+            for dataset, values in datasets.items():
+                rows.setdefault(name, {}).setdefault(dataset, []).extend(values)
     table, notes = build_table(rows, args.reference)
     args.output.mkdir(parents=True, exist_ok=True)
     text = [

@@ -3,7 +3,7 @@
 Reads the records of ``molchannel benchmark moleculenet --set model.kernel_blend=ecfp_svc`` (or ``ecfp_svr``;
 each record holds the blend's test metric and the network's own, ``network_test_metric``) and, optionally,
 peer tables in the ``benchmarks/ecfp_moleculenet.py`` / ``benchmarks/chemprop_peer.py`` format, and writes a
-Markdown table (mean ± std over seeds) and a CSV::
+Markdown table (mean ± std over seeds), its CSV and a per-run ``results.csv``::
 
     python benchmarks/summarize_moleculenet_blend.py runs/bench11/blend-cls \\
         --peers results/peers/ecfp/summary.csv results/peers/ecfp-more/summary.csv \\
@@ -101,6 +101,17 @@ def main() -> None:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
+    with open(args.output / "results.csv", "w", newline="") as fh:  # one row per run, for compare_finetune
+        writer = csv.writer(fh)
+        writer.writerow(
+            ["dataset", "seed", "metric", "test_metric", "network_test_metric", "network_weights"]
+        )
+        for dataset, records in runs.items():
+            for r in records:
+                weights = " ".join(f"{w:.2f}" for w in r["network_weights"])
+                writer.writerow(
+                    [dataset, r["seed"], r["metric"], r["test_metric"], r["network_test_metric"], weights]
+                )
     print("\n".join(lines))
 
 
