@@ -8,3 +8,11 @@ for h in 0 1; do
     --no-baseline --set model.kernel_blend=ecfp_svr --output runs/ace-blend/scratch$h -q > runs/ace-blend/scratch$h.log 2>&1 &
 done
 wait
+# seeds 1 and 2 (2026-12-06 night: one process, beside two to three other one-thread jobs, ~110 min)
+for s in 1 2; do
+  OMP_NUM_THREADS=1 .venv/bin/molchannel benchmark moleculeace --datasets "${all[@]}" --seeds $s --epochs 20 --scratch \
+    --no-baseline --set model.kernel_blend=ecfp_svr --output runs/ace-blend/scratch-seed$s -q
+done
+python benchmarks/summarize_kernel_blend.py --runs runs/ace-blend/scratch0 runs/ace-blend/scratch1 \
+  runs/ace-blend/scratch-seed1 runs/ace-blend/scratch-seed2 --baselines runs/ace-blend/half0 runs/ace-blend/half1 \
+  --seeds 0 1 2 --output results/moleculeace/kernel-blend-scratch-2026-12-06
