@@ -16,9 +16,9 @@ One model per task on its labelled rows (classification tasks whose training or 
 single class are skipped, as the metric skips test tasks with one class); ROC-AUC is averaged over the
 test tasks with both classes, RMSE over tasks in the original units.
 
-Cost on a 2-core CPU (indicative): BBBP, BACE, ESOL, FreeSolv under a minute each, Lipophilicity and Tox21
-a few minutes, HIV (forests only) a few minutes, ToxCast (617 tasks) about an hour: the forest and the
-C search are fitted per task. Needs scikit-learn (the ``train`` extra).
+Cost, one core of the 2-core development machine: FreeSolv 9 s; Tox21 29 minutes (its 12 tasks: C search
+6, three forests 23) beside other jobs. Both are fitted per task, so ToxCast's 617 tasks take far longer.
+Needs scikit-learn (the ``train`` extra).
 """
 
 from __future__ import annotations
