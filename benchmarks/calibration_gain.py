@@ -24,14 +24,9 @@ import torch
 
 from molchannel.data import load_dataset
 from molchannel.finetune.metrics import brier_score, expected_calibration_error, mean_roc_auc
-from molchannel.nn.model import ProbabilityCalibrator
+from molchannel.nn.model import ProbabilityCalibrator, logits_of
 
 FIGURES = ("ece_before", "ece_after", "brier_before", "brier_after", "roc_auc_before", "roc_auc_after")
-
-
-def _logits(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
-    return np.log(p) - np.log1p(-p)
 
 
 def _test_predictions(run: Path, tasks: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,8 +58,8 @@ def run_figures(run: Path) -> dict[str, float] | None:
     valid = json.loads((run / "split.json").read_text(encoding="utf-8"))["valid"]
     valid_p = model.predict([table.smiles[i] for i in valid], on_invalid="nan")
     calibrator = ProbabilityCalibrator(tasks)
-    calibrator.fit(_logits(valid_p), table.targets[valid])
-    after = torch.sigmoid(calibrator(torch.from_numpy(_logits(test_p)))).numpy()
+    calibrator.fit(logits_of(valid_p), table.targets[valid])
+    after = torch.sigmoid(calibrator(torch.from_numpy(logits_of(test_p)))).numpy()
     return {
         "ece_before": expected_calibration_error(labels, test_p),
         "ece_after": expected_calibration_error(labels, after),

@@ -43,9 +43,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from molchannel.kernel_member import ecfp_bits, squared_bit_distances
+from molchannel.kernel_member import ecfp_bits, squared_bit_distances, tanimoto_bit_kernel
 
 squared_distances = squared_bit_distances  # the number of differing bits of 0/1 rows
+tanimoto_kernel = tanimoto_bit_kernel  # |a & b| / |a | b|; two empty rows 0, as RDKit's TanimotoSimilarity
 
 Kernel = Literal["rbf", "tanimoto"]
 
@@ -108,23 +109,6 @@ class SvmBaselineResult:
 
 
 # ---- features and kernels -----------------------------------------------------------------
-def _dot_and_counts(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    a64 = np.asarray(a, dtype=np.float64)
-    b64 = np.asarray(b, dtype=np.float64)
-    return a64 @ b64.T, a64.sum(axis=1), b64.sum(axis=1)
-
-
-def tanimoto_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Tanimoto (Jaccard) similarity of binary rows: ``|a & b| / |a | b|``, shape ``[len(a), len(b)]``.
-
-    Two empty fingerprints have similarity 0, as RDKit's ``TanimotoSimilarity``.
-    """
-    dot, na, nb = _dot_and_counts(a, b)
-    union = na[:, None] + nb[None, :] - dot
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, dot / np.where(union > 0, union, 1.0), 0.0)
-
-
 def rbf_kernel(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
     """``exp(-gamma * ||a - b||^2)``, identical to scikit-learn's RBF kernel."""
     return np.exp(-gamma * squared_distances(a, b))

@@ -658,12 +658,12 @@ def _calibrate_probabilities(
     test probabilities). No task with enough molecules of both classes in the validation split:
     (None, unchanged). The record's ``valid_*_after`` figures are in-sample (fitted on those rows)."""
     from molchannel.finetune.metrics import brier_score, expected_calibration_error
-    from molchannel.nn.model import MIN_PLATT_CLASS_COUNT, ProbabilityCalibrator
+    from molchannel.nn.model import MIN_PLATT_CLASS_COUNT, ProbabilityCalibrator, logits_of
 
     t = len(table.target_names)
     valid_rows, valid_p = _predict(module, datamodule.valid_loader(), datamodule.valid_set, device, t)
     calibrator = ProbabilityCalibrator(t)
-    fitted = calibrator.fit(_logits(valid_p), table.targets[valid_rows])
+    fitted = calibrator.fit(logits_of(valid_p), table.targets[valid_rows])
     if not all(fitted):
         log.info("probability calibration: %d of %d task(s) keep the raw sigmoid (fewer than %d "
                  "labelled validation molecules of a class)", fitted.count(False), t,
@@ -692,11 +692,6 @@ def _calibrate_probabilities(
         record[f"{name}_brier_before"] = brier_score(labels, before)
         record[f"{name}_brier_after"] = brier_score(labels, after)
     return record, test_after if len(test_rows) else test_probabilities
-
-
-def _logits(probabilities: np.ndarray) -> np.ndarray:
-    p = np.clip(probabilities.astype(np.float64), 1e-7, 1 - 1e-7)
-    return np.log(p) - np.log1p(-p)
 
 
 def _finetuned_model(

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -181,6 +182,13 @@ def _fit_platt(logits: Tensor, target: Tensor, steps: int) -> tuple[float, float
 
     optimizer.step(closure)  # type: ignore[no-untyped-call]
     return float(scale().detach()), float(shift.detach())
+
+
+def logits_of(probabilities: Any) -> Any:
+    """float64 log-odds of probabilities (clipped to [1e-7, 1 - 1e-7]): what :class:`ProbabilityCalibrator`
+    is fitted on when only a model's probabilities are at hand."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
 
 
 class ProbabilityCalibrator(nn.Module):
