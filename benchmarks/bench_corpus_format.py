@@ -1,15 +1,16 @@
-"""Corpus format 2 (compressed records) against format 1 (columns): bytes per molecule and read speed.
+"""Corpus formats 3 (zstd blocks) and 2 (zlib records) against 1 (columns): bytes per molecule, speed.
 
 Converts the first shards of a format-1 corpus to format 2, once with the descriptors as float16
-(the same molecules, positives and targets, checked equal) and once as 8-bit codes (the default of
-``molchannel prepare``; checked equal but for the descriptors, whose largest difference after
-normalisation is reported), then reports for each the bytes per molecule on disk, the time to
+(the same molecules, positives and targets, checked equal) and once as 8-bit codes, and to format 3
+(8-bit codes, records compressed 32 at a time with zstd: the default of ``molchannel prepare``);
+the 8-bit variants are checked equal but for the descriptors, whose largest difference after
+normalisation is reported. Then it reports for each the bytes per molecule on disk, the time to
 read one molecule as training does (anchor and ``n_scd`` of its positives) and the time of the
 whole data step of a batch (views + collation, ``PretrainDataModule``'s dataset and collate), with
 the two formats interleaved so that a busy machine slows both alike.
 
     python benchmarks/bench_corpus_format.py --corpus runs/corpora/moses300k --shards 2 \\
-        --output results/bench/corpus-format-2026-12-06.json
+        --output results/bench/corpus-format-2026-12-07.json
 """
 
 from __future__ import annotations
@@ -25,12 +26,17 @@ from typing import Any
 import numpy as np
 import torch
 
-VARIANTS = {"format1": (1, False), "format2-f16": (2, False), "format2": (2, True)}
-"""folder -> (corpus format, 8-bit descriptors)"""
+VARIANTS = {
+    "format1": (1, False, ""),
+    "format2-f16": (2, False, "zlib"),
+    "format2": (2, True, "zlib"),
+    "format3": (3, True, "zstd"),
+}
+"""folder -> (corpus format, 8-bit descriptors, compression)"""
 
 
 def convert(source: Path, target: Path, n_shards: int) -> dict:
-    """Format-2 copies of ``source``'s first ``n_shards`` shards (and a format-1 copy of the same shards)."""
+    """Format-2 and -3 copies of ``source``'s first ``n_shards`` shards (and a format-1 copy of them)."""
     from molchannel.pretrain.corpus import _ColumnShard, _shard_name
     from molchannel.pretrain.records import RecordCodec, write_records
 
@@ -38,8 +44,9 @@ def convert(source: Path, target: Path, n_shards: int) -> dict:
     if manifest["format"] != 1:
         raise SystemExit(f"{source} is not a format-1 corpus")
     shards = manifest["shards"][:n_shards]
+    write_s = {name: 0.0 for name in VARIANTS}  # encoding + compression + writing, per variant
     n_stored = int(manifest["settings"]["config"]["n_stored"])
-    for folder, (fmt, quantize) in VARIANTS.items():
+    for folder, (fmt, quantize, compression) in VARIANTS.items():
         out = target / folder
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
@@ -55,17 +62,19 @@ def convert(source: Path, target: Path, n_shards: int) -> dict:
             molecules = [old.molecule(i) for i in range(len(old.row_index))]
             anchors = [a for a, _ in molecules]
             positives = [list(p) for _, p in molecules]
+            start = time.perf_counter()
             codec = RecordCodec.fit(anchors, positives, quantize)
-            records = [codec.encode(a, p) for a, p in zip(anchors, positives, strict=True)]
+            raws = [codec.raw(a, p) for a, p in zip(anchors, positives, strict=True)]
             write_records(
-                out / f"{name}.records.safetensors", out / f"{name}.records.json", codec, records,
-                old.row_index.tolist(), {"format": 2, "shard": s["index"]},
+                out / f"{name}.records.safetensors", out / f"{name}.records.json", codec, raws,
+                old.row_index.tolist(), {"format": fmt, "shard": s["index"]}, compression,
             )  # fmt: skip
+            write_s[folder] += time.perf_counter() - start
         kept = sum(s["kept"] for s in shards)
         (out / "corpus.json").write_text(
             json.dumps({**manifest, "format": fmt, "shards": shards, "n_molecules": kept})
         )
-    return {"molecules": sum(s["kept"] for s in shards), "n_stored": n_stored}
+    return {"molecules": sum(s["kept"] for s in shards), "n_stored": n_stored, "write_s": write_s}
 
 
 def _same(a: Any, b: Any, but: tuple[str, ...] = ()) -> bool:
@@ -97,7 +106,7 @@ def main() -> None:
     worst = 0.0  # the largest difference of a normalised 8-bit descriptor from its float16 value
     for i in np.random.default_rng(0).choice(n, 200, replace=False).tolist():  # same molecules, all variants
         a = corpora["format1"][i]
-        for name in ("format2-f16", "format2"):
+        for name in ("format2-f16", "format2", "format3"):
             b = corpora[name][i]
             coded = ("descriptors",) if VARIANTS[name][1] else ()
             assert _same(a.anchor, b.anchor, coded) and a.n_real == b.n_real and a.row == b.row
@@ -107,7 +116,12 @@ def main() -> None:
     result: dict = {"corpus": args.corpus, **info, "max_descriptor_error_std": worst, "formats": {}}
     for name in VARIANTS:
         size = sum(p.stat().st_size for p in (work / name).glob("shard-*"))
-        result["formats"][name] = {"bytes_per_molecule": size / n, "read_us": [], "batch_ms": []}
+        result["formats"][name] = {
+            "bytes_per_molecule": size / n,
+            "write_ms_per_molecule": info["write_s"][name] / n * 1e3,
+            "read_us": [],
+            "batch_ms": [],
+        }
     rng = np.random.default_rng(1)
     for _ in range(args.rounds):
         picks = rng.choice(n, args.molecules, replace=False).tolist()
@@ -126,7 +140,8 @@ def main() -> None:
     for fmt, r in result["formats"].items():
         read, step = statistics.median(r["read_us"]), statistics.median(r["batch_ms"])
         print(
-            f"{fmt}: {r['bytes_per_molecule']:.0f} B/molecule, read {read:.0f} us "
+            f"{fmt}: {r['bytes_per_molecule']:.0f} B/molecule, "
+            f"written in {r['write_ms_per_molecule']:.2f} ms per molecule, read {read:.0f} us "
             f"(anchor + 5 positives), data step {step:.1f} ms per batch of 64"
         )
     print(f"8-bit descriptors: largest difference {worst:.4f} std (after the corpus's normalisation)")

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARD_PARTS = (  # format 2 (records); format-1 corpora have anchors and positives parts instead
+SHARD_PARTS = (  # formats 2 and 3 (records); format-1 corpora have anchors and positives parts instead
     ".records.safetensors",
     ".records.json",
     ".summary.json",

@@ -165,6 +165,9 @@ class OptimConfig:
         eta_min: floor of the cosine schedule (a group whose learning rate is below it stays constant).
         freeze_aggregators: keep the pre-trained channel read-outs fixed (the reference does).
         freeze_backbone: keep the backbone fixed too (a linear probe of the mixed embedding).
+        freeze_backbone_epochs: keep the backbone fixed for the first N epochs only, while the prompt
+            logits and the head train on its features, then train it too ("LP-FT": a head fitted
+            first sends the pre-trained features smaller, less distorting gradients). 0: from the start.
         early_stopping: patience: stop after this many epochs without a better validation metric
             (null: train all ``epochs``, as the reference). The reported epoch is the best one either
             way. Must exceed the longest wait before a later improvement (up to 9 epochs measured).
@@ -180,6 +183,7 @@ class OptimConfig:
     eta_min: float = 1.0e-4
     freeze_aggregators: bool = True
     freeze_backbone: bool = False
+    freeze_backbone_epochs: int = 0
     early_stopping: int | None = 20
 
 
@@ -321,6 +325,8 @@ class FinetuneConfig:
                 f"trainer.devices must be 1, got {self.trainer.devices}: a fine-tuning run uses one device "
                 "(datasets are small); run seeds or datasets in parallel instead"
             )
+        if o.freeze_backbone_epochs < 0:
+            raise ValueError(f"optim.freeze_backbone_epochs must be >= 0, got {o.freeze_backbone_epochs}")
         if o.early_stopping is not None and o.early_stopping < 1:
             raise ValueError(f"optim.early_stopping must be a patience >= 1 or null, got {o.early_stopping}")
 
@@ -448,6 +454,8 @@ def comparable_config(config: dict[str, Any] | FinetuneConfig) -> dict[str, Any]
         out["model"].pop("variance_head", None)
     if out["model"].get("kernel_blend") is None:  # added later; null is what a config without it did
         out["model"].pop("kernel_blend", None)
+    if not out["optim"].get("freeze_backbone_epochs"):  # added later; 0 is what a config without it did
+        out["optim"].pop("freeze_backbone_epochs", None)
     # added later: Platt scaling moves probabilities monotonically per task, so the ranking metrics a
     # record holds are those of the same run without it; older records stand for the default
     if out["model"].get("calibration") == "platt":

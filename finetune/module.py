@@ -3,8 +3,9 @@
 Three parameter groups with their own learning rates (backbone, prompt logits ``w``, head),
 Adam with weight decay (its own for ``w``), cosine annealing per epoch and optional gradient
 clipping (set on the Trainer). The pre-trained aggregators are frozen by default;
-``freeze_backbone`` gives a linear probe. Frozen parts stay in eval mode, so their BatchNorm
-statistics do not move either.
+``freeze_backbone`` gives a linear probe, ``freeze_backbone_epochs`` one for the first epochs only
+(then the backbone trains too). Frozen parts stay in eval mode, so their BatchNorm statistics do not
+move either.
 
 Each epoch the module evaluates the validation and the test set (its metric is NaN without one)
 and appends a row to ``history`` (saved in checkpoints, so a resumed run keeps its earlier epochs).
@@ -67,7 +68,8 @@ class FinetuneModule(L.LightningModule):
         self._reset_epoch_state()
 
     # ---- parameters --------------------------------------------------------------------------
-    def frozen_modules(self) -> list[nn.Module]:
+    def always_frozen_modules(self) -> list[nn.Module]:
+        """Modules that never train in this run (their parameters are in no optimizer group)."""
         frozen: list[nn.Module] = []
         if self.optim_config.freeze_aggregators:
             frozen.append(self.net.encoder.aggregators)
@@ -75,7 +77,20 @@ class FinetuneModule(L.LightningModule):
             frozen.append(self.net.encoder.backbone)
         return frozen
 
+    def backbone_warming_up(self) -> bool:
+        """Whether this epoch is one of the first ``freeze_backbone_epochs`` (backbone fixed)."""
+        return self.current_epoch < self.optim_config.freeze_backbone_epochs
+
+    def frozen_modules(self) -> list[nn.Module]:
+        """Modules fixed in the current epoch."""
+        frozen = self.always_frozen_modules()
+        if self.backbone_warming_up() and not self.optim_config.freeze_backbone:
+            frozen.append(self.net.encoder.backbone)
+        return frozen
+
     def _freeze(self) -> None:
+        """requires_grad of the encoder for the current epoch (Adam skips parameters without grads)."""
+        self.net.encoder.requires_grad_(True)
         for module in self.frozen_modules():
             module.requires_grad_(False)
 
@@ -93,7 +108,8 @@ class FinetuneModule(L.LightningModule):
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters by group: backbone (+ unfrozen aggregators), prompt logits, head."""
         assert self.net.head is not None
-        encoder = [p for p in self.net.encoder.parameters() if p.requires_grad]
+        fixed = {id(p) for module in self.always_frozen_modules() for p in module.parameters()}
+        encoder = [p for p in self.net.encoder.parameters() if id(p) not in fixed]
         return {
             "backbone": encoder,
             "prompt": [self.net.mixing.weights],
@@ -152,7 +168,11 @@ class FinetuneModule(L.LightningModule):
         self._epoch_lrs: dict[str, float] = {}
 
     def on_train_epoch_start(self) -> None:
-        self._frozen_to_eval()  # Lightning restores per-module modes, but does not call train() itself
+        self._freeze()  # the backbone's warm-up epochs end here
+        # Lightning restores per-module modes after validation, but does not call train() itself: a
+        # backbone that was frozen in the last epoch would stay in eval mode
+        self.net.train()
+        self._frozen_to_eval()
         self._reset_epoch_state()
         # Lightning checkpoints do not hold the RNG state, so a resumed run would draw other dropout
         # masks than an uninterrupted one: every epoch starts from a state given by (seed, epoch) instead.

@@ -1,26 +1,30 @@
-"""Compact per-molecule records: how a prepared corpus stores each molecule (corpus format 2).
+"""Compact per-molecule records: how a prepared corpus stores each molecule (corpus formats 2 and 3).
 
 One record holds everything pre-training reads about a molecule: its anchor graph with the
 pre-training targets (context tokens, scaffold mask, fingerprints, motif and descriptor targets,
-``n_real``) and its ``n_stored`` SCD positives. A record is the bytes of those arrays, one after the
-other, zlib-compressed. Three things make it small (BENCHMARKS.md, "Corpus format 2"):
+``n_real``) and its ``n_stored`` SCD positives, as the bytes of those arrays one after the other.
+What makes it small (BENCHMARKS.md, "Corpus format 2" and "Corpus format 3"):
 
 * each bond is stored once, not once per direction: a coalesced ``edge_index`` with symmetric
   bond features is rebuilt exactly on read (graphs where that does not hold keep both directions);
 * the positives of a molecule are near-copies of it (same scaffold, edited side chains), and
   integer columns (atom and bond codes, atom indices) are narrowed to the smallest integer type that
   holds the shard's values, so compression finds long repeats;
-* records are compressed with a preset dictionary made of the shard's first records (stored once
-  per shard), so what molecules share (descriptor and fingerprint bytes) is not paid for per record;
 * the knowledge-term descriptors (118 floats, the largest part) are stored as 8-bit codes: per column
   and shard, counts exactly, other columns as 254 levels over the shard's range cut to the mean +- 8
   standard deviations, so a value is off by at most 0.03 standard deviations (plus float16 rounding
-  on read); code 255 is NaN (:func:`_quantizer`).
+  on read); code 255 is NaN (:func:`_quantizer`);
+* compression. Format 3 (what ``prepare`` writes): :data:`BLOCK_RECORDS` consecutive records are
+  compressed together with zstd and a dictionary trained on the shard's first records, so what
+  molecules share is paid for once per shard and what neighbours share once per block; a read
+  decompresses its block (~60 kB, about 0.1 ms). Format 2 (still read): each record alone with zlib
+  and a preset dictionary of the shard's first records.
 
 A shard's records are concatenated in one memory-mapped ``.safetensors`` file (``blob`` bytes,
-``offsets``, ``row_index``, ``zdict``); its JSON sidecar holds the layout: each field's name, level
-(one value per node, per edge or per graph), stored and original dtype and shape. Reading a record
-costs a decompression to ~2-3 kB and a few array views, no RDKit.
+``offsets`` of records (format 2) or blocks (format 3), ``row_index``, ``zdict``: the dictionary);
+its JSON sidecar holds the layout: each field's name, level (one value per node, per edge or per
+graph), stored and original dtype and shape, and (format 3) the compression. Reading a record costs
+a decompression and a few array views, no RDKit.
 """
 
 from __future__ import annotations
@@ -48,6 +52,12 @@ ANCHOR_TARGETS = GRAPH_LEVEL_FIELDS | {"context_label", "scaffold_mask"}
 _COUNT = np.dtype("<u2")  # atoms, stored bonds and the directed flag of a graph: 65,535 atoms at most
 _INT_TYPES = (np.uint8, np.int16, np.int32, np.int64)
 _ZDICT_RECORDS, _ZDICT_BYTES = 64, 32768  # zlib's window: a longer dictionary is not used
+BLOCK_RECORDS = 32
+"""Records compressed together in format 3 (more: smaller, but each read decompresses more)."""
+ZSTD_LEVEL = 19
+ZSTD_DICT_BYTES = 65536
+_ZSTD_DICT_SAMPLES = 2000  # the shard's first records, the dictionary's training set
+_ZSTD_MIN_SAMPLES = 64  # fewer (tiny shards): the first records themselves are the dictionary
 QUANTIZED_FIELDS = frozenset({"descriptors"})
 """Float fields stored as 8-bit codes when a codec is fitted with ``quantize=True``."""
 _Q_SPAN = 8.0  # standard deviations kept each side of the mean
@@ -240,7 +250,7 @@ class RecordCodec:
         anchor_layout = _layout(extras, targets, quantize) if targets else []
         codec = cls(_edge_layout(graphs), _layout(plain, base), anchor_layout)
         sample = zip(anchors[:_ZDICT_RECORDS], positives[:_ZDICT_RECORDS], strict=True)
-        codec.zdict = b"".join(codec._raw(a, p) for a, p in sample)[-_ZDICT_BYTES:]
+        codec.zdict = b"".join(codec.raw(a, p) for a, p in sample)[-_ZDICT_BYTES:]
         return codec
 
     @classmethod
@@ -268,14 +278,11 @@ class RecordCodec:
         return [num_nodes, len(columns), int(keep is None)], parts
 
     def encode(self, anchor: Data, positives: list[Data]) -> bytes:
-        """One molecule's compressed record."""
-        raw = self._raw(anchor, positives)
-        if not self.zdict:
-            return zlib.compress(raw, 9)
-        compressor = zlib.compressobj(9, zdict=self.zdict)
-        return compressor.compress(raw) + compressor.flush()
+        """One molecule's record compressed alone with zlib (format 2)."""
+        return _zlib(self.zdict, self.raw(anchor, positives))
 
-    def _raw(self, anchor: Data, positives: list[Data]) -> bytes:
+    def raw(self, anchor: Data, positives: list[Data]) -> bytes:
+        """One molecule's record, uncompressed (:func:`write_records` compresses them in blocks)."""
         counts: list[int] = [len(positives)]
         body: list[bytes] = []
         for i, g in enumerate([anchor, *positives]):
@@ -322,12 +329,21 @@ class RecordCodec:
             fields[f.name] = value.astype(self._original[f.name])
         return fields
 
+    def open_raw(self, raw: bytes) -> Record:
+        """A record from its uncompressed bytes (:meth:`raw`)."""
+        return Record(self, raw)
+
     def open(self, record: bytes | memoryview) -> Record:
-        """A record, decompressed: its anchor read now, its positives when asked for."""
+        """A zlib-compressed record (:meth:`encode`), decompressed: its anchor read now, its positives
+        when asked for."""
+        return Record(self, self.decompress(record))
+
+    def decompress(self, record: bytes | memoryview) -> bytes:
+        """The uncompressed bytes of a zlib-compressed record (format 2)."""
         if not self.zdict:
-            return Record(self, zlib.decompress(record))
+            return zlib.decompress(record)
         decompressor = zlib.decompressobj(zdict=self.zdict)
-        return Record(self, decompressor.decompress(record) + decompressor.flush())
+        return decompressor.decompress(record) + decompressor.flush()
 
     def decode(self, record: bytes | memoryview) -> tuple[Data, list[Data]]:
         """The anchor graph (with its targets) and every positive graph of a record."""
@@ -406,20 +422,84 @@ def _data(fields: dict[str, np.ndarray]) -> Data:
 
 
 # ---- a shard's records on disk -----------------------------------------------------------------
+def _zstd() -> Any:
+    try:
+        import zstandard
+    except ImportError as exc:  # pragma: no cover - a dependency of molchannel[train]
+        raise ImportError(
+            "corpus format 3 is zstd-compressed and needs the zstandard package: "
+            "pip install zstandard (it comes with molchannel[train])"
+        ) from exc
+    return zstandard
+
+
+def _zstd_dictionary(raws: list[bytes]) -> tuple[bytes, str]:
+    """``(dictionary, kind)`` for a shard: trained on its first records ("trained"), or, where they are
+    too few to train on, their bytes themselves ("raw")."""
+    zstd = _zstd()
+    sample = raws[:_ZSTD_DICT_SAMPLES]
+    if len(sample) >= _ZSTD_MIN_SAMPLES:
+        try:
+            return zstd.train_dictionary(ZSTD_DICT_BYTES, sample, level=ZSTD_LEVEL).as_bytes(), "trained"
+        except zstd.ZstdError:  # too little variety to train on: fall back to the raw bytes
+            pass
+    return b"".join(sample)[-ZSTD_DICT_BYTES:], "raw"
+
+
+def _zstd_dict(zstd: Any, dictionary: bytes, kind: str) -> Any:
+    dict_type = zstd.DICT_TYPE_FULLDICT if kind == "trained" else zstd.DICT_TYPE_RAWCONTENT
+    return zstd.ZstdCompressionDict(dictionary, dict_type=dict_type)
+
+
+def compress_blocks(raws: list[bytes], block: int = BLOCK_RECORDS) -> tuple[list[bytes], bytes, str]:
+    """Format 3: ``raws`` (uncompressed records) in blocks of ``block``, each zstd-compressed with the
+    shard's dictionary; a block is its records' lengths (uint32) then their bytes.
+    Returns ``(blocks, dictionary, dictionary kind)``."""
+    zstd = _zstd()
+    dictionary, kind = _zstd_dictionary(raws) if raws else (b"", "raw")
+    options: dict[str, Any] = {"dict_data": _zstd_dict(zstd, dictionary, kind)} if dictionary else {}
+    compressor = zstd.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=False, write_dict_id=False, **options)
+    blocks = []
+    for start in range(0, len(raws), block):
+        chunk = raws[start : start + block]
+        lengths = np.asarray([len(r) for r in chunk], dtype="<u4").tobytes()
+        blocks.append(compressor.compress(lengths + b"".join(chunk)))
+    return blocks, dictionary, kind
+
+
 def write_records(
-    data_path: Path, manifest_path: Path, codec: RecordCodec, records: list[bytes], rows: list[int],
-    key: dict[str, Any],
+    data_path: Path, manifest_path: Path, codec: RecordCodec, raws: list[bytes], rows: list[int],
+    key: dict[str, Any], compression: str = "zstd",
 ) -> None:  # fmt: skip
-    """Write a shard's records (a ``.safetensors`` of bytes, offsets and rows, and its JSON), atomically."""
-    offsets = np.zeros(len(records) + 1, dtype=np.int64)
-    np.cumsum([len(r) for r in records], out=offsets[1:])
+    """Write a shard's records (a ``.safetensors`` of bytes, offsets and rows, and its JSON), atomically.
+
+    ``raws`` are uncompressed records (:meth:`RecordCodec.raw`). ``compression``: "zstd" (format 3,
+    blocks of :data:`BLOCK_RECORDS`) or "zlib" (format 2, each record alone with ``codec.zdict``).
+    """
+    layout = codec.to_dict()
+    if compression == "zstd":
+        parts, dictionary, kind = compress_blocks(raws)
+        layout["compression"] = {"codec": "zstd", "block": BLOCK_RECORDS, "dictionary": kind}
+    elif compression == "zlib":
+        parts, dictionary = [_zlib(codec.zdict, r) for r in raws], codec.zdict
+    else:
+        raise ValueError(f"compression must be 'zstd' or 'zlib', got {compression!r}")
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in parts], out=offsets[1:])
     tensors = {
-        "blob": _byte_tensor(b"".join(records)),
-        "zdict": _byte_tensor(codec.zdict),
+        "blob": _byte_tensor(b"".join(parts)),
+        "zdict": _byte_tensor(dictionary),
         "offsets": torch.from_numpy(offsets),
         "row_index": torch.tensor(rows, dtype=torch.int32),
     }
-    save_tensors_with_manifest(tensors, key, data_path, manifest_path, layout=codec.to_dict())
+    save_tensors_with_manifest(tensors, key, data_path, manifest_path, layout=layout)
+
+
+def _zlib(zdict: bytes, raw: bytes) -> bytes:
+    if not zdict:
+        return zlib.compress(raw, 9)
+    compressor = zlib.compressobj(9, zdict=zdict)
+    return compressor.compress(raw) + compressor.flush()
 
 
 def _byte_tensor(data: bytes) -> torch.Tensor:
@@ -427,7 +507,11 @@ def _byte_tensor(data: bytes) -> torch.Tensor:
 
 
 class RecordStore:
-    """A shard's records, memory-mapped: ``store.molecule(i)`` decodes the ``i``-th."""
+    """A shard's records, memory-mapped: ``store.open(i)`` decodes the ``i``-th.
+
+    Format 3 keeps the last block it decompressed, so reading a block's records in turn
+    decompresses it once.
+    """
 
     def __init__(self, data_path: Path, manifest_path: Path) -> None:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -438,21 +522,58 @@ class RecordStore:
             )
         tensors = load_safetensors_mmap(data_path)
         self.key = manifest["key"]
-        self.codec = RecordCodec.from_dict(manifest["layout"], tensors["zdict"].numpy().tobytes())
+        dictionary = tensors["zdict"].numpy().tobytes()
+        self.compression: dict[str, Any] = manifest["layout"].get("compression") or {"codec": "zlib"}
+        zlib_dict = dictionary if self.compression["codec"] == "zlib" else b""
+        self.codec = RecordCodec.from_dict(manifest["layout"], zlib_dict)
+        self._dictionary = dictionary
         self._blob = tensors["blob"].numpy()
         self._offsets = tensors["offsets"].numpy()
         self.row_index = tensors["row_index"].numpy()
+        self._decompressor: Any = None
+        self._block: tuple[int, bytes, np.ndarray] | None = None  # index, bytes, record offsets
+
+    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers: zstd objects do not pickle
+        return {**self.__dict__, "_decompressor": None, "_block": None}
 
     def __len__(self) -> int:
         return len(self.row_index)
 
-    def record(self, i: int) -> bytes:
-        """The ``i``-th record's compressed bytes."""
-        return self._blob[int(self._offsets[i]) : int(self._offsets[i + 1])].tobytes()
+    @property
+    def compressed_bytes(self) -> int:
+        """Bytes of the records (or blocks) as stored, the dictionary left out."""
+        return int(self._offsets[-1])
+
+    def _part(self, k: int) -> bytes:
+        return self._blob[int(self._offsets[k]) : int(self._offsets[k + 1])].tobytes()
+
+    def raw(self, i: int) -> bytes:
+        """The ``i``-th record, uncompressed."""
+        if not 0 <= i < len(self):
+            raise IndexError(f"record {i} out of range ({len(self)} records)")
+        if self.compression["codec"] == "zlib":
+            return self.codec.decompress(self._part(i))
+        size = int(self.compression["block"])
+        k, j = divmod(i, size)
+        if self._block is None or self._block[0] != k:
+            if self._decompressor is None:
+                zstd = _zstd()
+                options = (
+                    {"dict_data": _zstd_dict(zstd, self._dictionary, self.compression["dictionary"])}
+                    if self._dictionary
+                    else {}
+                )
+                self._decompressor = zstd.ZstdDecompressor(**options)
+            data = self._decompressor.decompress(self._part(k))
+            n = min(size, len(self) - k * size)
+            ends = np.cumsum(np.frombuffer(data, "<u4", n), dtype=np.int64) + 4 * n
+            self._block = (k, data, np.concatenate([[4 * n], ends]))
+        _, data, starts = self._block
+        return data[int(starts[j]) : int(starts[j + 1])]
 
     def open(self, i: int) -> Record:
         """The ``i``-th record, decompressed (:class:`Record`)."""
-        return self.codec.open(self.record(i))
+        return self.codec.open_raw(self.raw(i))
 
     def anchor_field(self, name: str, n: int) -> np.ndarray:
         """The graph-level anchor field ``name`` of the first ``n`` records, stacked (fitting normalisers)."""

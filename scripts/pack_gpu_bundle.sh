@@ -23,7 +23,7 @@ options (default in brackets):
   --python-version V    the GPU machine's Python [3.12]
   --platforms "P ..."   its pip platform tags [manylinux_2_28_x86_64 ... manylinux1_x86_64]
   --packages "N ..."    what that machine lacks; each at the version installed here when it is
-                        [rdkit jsonargparse docstring-parser typeshed-client]
+                        [rdkit jsonargparse docstring-parser typeshed-client zstandard]
   --smiles FILE         SMILES file to carry [$MOLCHANNEL_DATA_DIR/zinc/moses_train.csv.gz,
                         else ../shared/data/zinc/moses_train.csv.gz]; --smiles none carries none
   --data-dir DIR        benchmark data for the held-out keys [$MOLCHANNEL_DATA_DIR, else ../shared/data];
@@ -36,7 +36,7 @@ EOF
 out=.whl
 python_version=3.12
 platforms="manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64"
-packages="rdkit jsonargparse docstring-parser typeshed-client"
+packages="rdkit jsonargparse docstring-parser typeshed-client zstandard"
 data_dir="${MOLCHANNEL_DATA_DIR:-}"
 if [[ -z "$data_dir" && -d ../shared/data ]]; then data_dir=../shared/data; fi
 smiles=""

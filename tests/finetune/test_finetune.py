@@ -487,6 +487,64 @@ def test_linear_probe_keeps_the_backbone(data_dir: Path, tiny_model: Path, tmp_p
     assert "lr_backbone" not in header and "lr_head" in header
 
 
+def test_backbone_warm_up_freezes_it_for_the_first_epochs_only(
+    data_dir: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LP-FT: head and prompt train alone for ``freeze_backbone_epochs``, then the backbone trains too,
+    and a run killed after the warm-up resumes to the numbers of an uninterrupted one."""
+    seen: list[tuple[int, bool, bool]] = []
+    original = FinetuneModule.on_train_epoch_start
+
+    def record(self: FinetuneModule) -> None:
+        original(self)
+        backbone = self.net.encoder.backbone
+        grads = all(p.requires_grad for p in backbone.parameters())
+        seen.append((self.current_epoch, grads, backbone.training))
+
+    monkeypatch.setattr(FinetuneModule, "on_train_epoch_start", record)
+    config = _bbbp_config(tiny_model, epochs=3, freeze_backbone_epochs=2)
+    config["data"]["limit"] = 120
+    result = run_finetune(config, tmp_path / "lpft", quiet=True)
+    assert seen == [(0, False, False), (1, False, False), (2, True, True)]
+    rows = _metrics(result.run_dir)
+    assert "lr_backbone" in rows[0]  # the backbone is in the optimizer from the start
+    before = load_file(tiny_model / "model.safetensors")
+    backbone = [k for k in before if k.startswith("encoder.backbone.")]  # BatchNorm statistics included
+
+    def last_backbone(run_dir: Path) -> dict[str, torch.Tensor]:
+        state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        return {k: state[f"net.{k}"] for k in backbone}
+
+    assert any(not torch.equal(before[k], v) for k, v in last_backbone(result.run_dir).items())  # epoch 3
+    # the first two epochs alone leave every backbone tensor as it was
+    two = run_finetune({**config, "optim": {**config["optim"], "epochs": 2}}, tmp_path / "two", quiet=True)
+    assert all(torch.equal(before[k], v) for k, v in last_backbone(two.run_dir).items())
+
+    def crash_in_third_epoch(self: FinetuneModule) -> None:
+        if self.current_epoch == 2:
+            raise RuntimeError("simulated crash")
+        record(self)
+
+    monkeypatch.setattr(FinetuneModule, "on_train_epoch_start", crash_in_third_epoch)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_finetune(config, tmp_path / "killed", quiet=True)
+    monkeypatch.setattr(FinetuneModule, "on_train_epoch_start", original)
+    resumed = run_finetune(config, tmp_path / "killed", resume=True, quiet=True)
+    assert _metrics(resumed.run_dir) == rows
+    np.testing.assert_array_equal(resumed.test_predictions, result.test_predictions)
+
+
+def test_backbone_warm_up_is_not_part_of_older_configs_hash() -> None:
+    from molchannel.finetune.config import comparable_config
+
+    plain = comparable_config(FinetuneConfig())
+    assert "freeze_backbone_epochs" not in plain["optim"]
+    warm = comparable_config(FinetuneConfig.from_dict({"optim": {"freeze_backbone_epochs": 5}}))
+    assert warm["optim"]["freeze_backbone_epochs"] == 5
+    with pytest.raises(ValueError, match="freeze_backbone_epochs"):
+        FinetuneConfig.from_dict({"optim": {"freeze_backbone_epochs": -1}}).validate()
+
+
 def test_scratch_starts_from_random_weights(tiny_model: Path) -> None:
     from molchannel.finetune.run import _initial_net
 

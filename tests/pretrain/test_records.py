@@ -122,38 +122,97 @@ def test_bonds_are_stored_once_and_asymmetric_graphs_kept_whole() -> None:
     _assert_same(Data(x=odd.x, edge_index=odd.edge_index, edge_attr=odd.edge_attr), record[0])
 
 
-def test_record_store_is_memory_mapped_and_checks_its_size(tmp_path: Path) -> None:
+@pytest.mark.parametrize("compression", ["zstd", "zlib"])
+def test_record_store_is_memory_mapped_and_checks_its_size(tmp_path: Path, compression: str) -> None:
     anchors = [_anchor(s) for s in ("CCO", "c1ccccc1O")]
     positives = [[a] for a in anchors]
     codec = RecordCodec.fit(anchors, positives)
-    records = [codec.encode(a, p) for a, p in zip(anchors, positives, strict=True)]
+    raws = [codec.raw(a, p) for a, p in zip(anchors, positives, strict=True)]
     data, meta = tmp_path / "s.records.safetensors", tmp_path / "s.records.json"
-    write_records(data, meta, codec, records, [5, 9], {"shard": 0})
+    write_records(data, meta, codec, raws, [5, 9], {"shard": 0}, compression=compression)
     store = RecordStore(data, meta)
+    assert store.compression["codec"] == compression
     assert len(store) == 2 and store.row_index.tolist() == [5, 9]
     _assert_same(anchors[1], store.open(1).anchor())
     assert store.anchor_field("motif", 5).shape == (2, 86)
+    with pytest.raises(IndexError):
+        store.raw(2)
     data.write_bytes(data.read_bytes()[:-3])
     with pytest.raises(ValueError, match="truncated"):
         RecordStore(data, meta)
 
 
+def test_blocks_read_the_same_records_in_any_order_and_pickle(tmp_path: Path) -> None:
+    """Format 3: 70 records in blocks of 32 (the last one short); a read in any order, across block
+    boundaries, gives each record's exact bytes, and a store that has read pickles (DataLoader workers)."""
+    import pickle
+
+    from molchannel.pretrain import records
+
+    smiles = [s for s in SAMPLE.read_text().split()[:70]]
+    anchors = [_anchor(s) for s in smiles]
+    positives = [[get_featurizer("basic")(s)] for s in reversed(smiles)]
+    codec = RecordCodec.fit(anchors, positives)
+    raws = [codec.raw(a, p) for a, p in zip(anchors, positives, strict=True)]
+    data, meta = tmp_path / "s.records.safetensors", tmp_path / "s.records.json"
+    write_records(data, meta, codec, raws, list(range(70)), {"shard": 0})
+    store = RecordStore(data, meta)
+    assert store.compression == {"codec": "zstd", "block": records.BLOCK_RECORDS, "dictionary": "trained"}
+    assert len(store._offsets) == 4  # 3 blocks
+    for i in np.random.default_rng(0).permutation(70).tolist() + [69, 31, 32, 0]:
+        assert store.raw(i) == raws[i], i
+    _assert_same(anchors[40], store.open(40).anchor())
+    _assert_same(positives[64][0], store.open(64)[0])
+    again = pickle.loads(pickle.dumps(store))
+    assert again.raw(33) == raws[33]
+    # a shard too small to train a dictionary on uses its first records' bytes instead
+    write_records(data, meta, codec, raws[:3], [0, 1, 2], {"shard": 0})
+    small = RecordStore(data, meta)
+    assert small.compression["dictionary"] == "raw" and [small.raw(i) for i in range(3)] == raws[:3]
+
+
 def test_a_prepared_corpus_is_compact(tmp_path: Path) -> None:
     manifest = prepare_corpus(SAMPLE, tmp_path / "c", CorpusConfig(shard_size=100), limit=200, progress=False)
     stores = [RecordStore(p, p.with_suffix(".json")) for p in sorted((tmp_path / "c").glob("*.safetensors"))]
-    record_bytes = sum(int(s._offsets[-1]) for s in stores)
-    # 5 positives and 118 descriptors per molecule: format 1 took ~2 kB for the same (the shards'
-    # dictionaries, 32 kB each, are left out: they weigh a few bytes per molecule in real-size shards)
-    assert record_bytes / manifest["n_molecules"] < 450  # 8-bit descriptors: ~75 bytes less than float16
+    record_bytes = sum(s.compressed_bytes for s in stores)
+    # 5 positives and 118 descriptors per molecule: format 1 took ~2 kB for the same, format 2 (each
+    # record alone with zlib) ~420 bytes (the shards' dictionaries, 64 kB each, are left out: they
+    # weigh a few bytes per molecule in real-size shards)
+    assert record_bytes / manifest["n_molecules"] < 330
     assert {f["name"]: f["stored"] for f in stores[0].codec.to_dict()["anchor_fields"]}[
         "descriptors"
     ] == "uint8"
     corpus = PretrainCorpus(tmp_path / "c")
-    assert corpus.format == 2 and len(corpus[0].positives) == 5
+    assert corpus.format == 3 and len(corpus[0].positives) == 5
+
+
+def test_format_2_corpora_are_still_read(tmp_path: Path) -> None:
+    """A corpus whose shards hold zlib records, one per molecule (format 2), reads as its format-3 twin."""
+    new = tmp_path / "new"
+    prepare_corpus(SAMPLE, new, CorpusConfig(shard_size=100), limit=60, progress=False)
+    old = tmp_path / "old"
+    old.mkdir()
+    store = RecordStore(new / "shard-00000.records.safetensors", new / "shard-00000.records.json")
+    raws = [store.raw(i) for i in range(len(store))]
+    key = {**store.key, "format": 2}
+    write_records(
+        old / "shard-00000.records.safetensors", old / "shard-00000.records.json", store.codec, raws,
+        store.row_index.tolist(), key, compression="zlib",
+    )  # fmt: skip
+    (old / "shard-00000.summary.json").write_text((new / "shard-00000.summary.json").read_text())
+    manifest = json.loads((new / "corpus.json").read_text())
+    (old / "corpus.json").write_text(json.dumps({**manifest, "format": 2}))
+    legacy, twin = PretrainCorpus(old), PretrainCorpus(new)
+    assert legacy.format == 2 and len(legacy) == len(twin)
+    for i in (0, len(twin) - 1):
+        a, b = legacy[i], twin[i]
+        _assert_same(a.anchor, b.anchor)
+        for j in range(5):
+            _assert_same(a.positives[j], b.positives[j])
 
 
 def test_format_1_corpora_are_still_read(tmp_path: Path) -> None:
-    """A corpus written by the column format (1) reads the same molecules as its format-2 twin."""
+    """A corpus written by the column format (1) reads the same molecules as its format-3 twin."""
     from molchannel.data.cache import GraphPacker, save_graph_store
     from molchannel.pretrain import corpus as corpus_module
 
@@ -190,4 +249,4 @@ def test_format_1_corpora_are_still_read(tmp_path: Path) -> None:
         assert a.n_real == b.n_real and a.row == b.row
         for j in range(5):
             _assert_same(a.positives[j], b.positives[j])
-    assert corpus_module.READ_FORMATS == (1, 2)
+    assert corpus_module.READ_FORMATS == (1, 2, 3)
