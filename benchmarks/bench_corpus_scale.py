@@ -56,7 +56,7 @@ def replicate(source: Path, target: Path, n_molecules: int) -> dict:
     for _copy in range(copies):
         for s in manifest["shards"]:
             new_index = len(shards)
-            for part in SHARD_PARTS if manifest["format"] == 2 else FORMAT_1_PARTS:
+            for part in SHARD_PARTS if manifest["format"] != 1 else FORMAT_1_PARTS:
                 src = source / f"shard-{s['index']:05d}{part}"
                 shutil.copyfile(src, target / f"shard-{new_index:05d}{part}")
             shards.append({**s, "index": new_index})

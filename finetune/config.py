@@ -166,8 +166,10 @@ class OptimConfig:
         freeze_aggregators: keep the pre-trained channel read-outs fixed (the reference does).
         freeze_backbone: keep the backbone fixed too (a linear probe of the mixed embedding).
         freeze_backbone_epochs: keep the backbone fixed for the first N epochs only, while the prompt
-            logits and the head train on its features, then train it too ("LP-FT": a head fitted
-            first sends the pre-trained features smaller, less distorting gradients). 0: from the start.
+            logits and the head (and unfrozen aggregators) train on its features, then train it too
+            ("LP-FT": a head fitted first sends the pre-trained features smaller, less distorting
+            gradients). 0: from the start. The cosine schedule runs from epoch 1 all the same, so the
+            backbone starts below ``lr_backbone``; early stopping counts the fixed epochs too.
         early_stopping: patience: stop after this many epochs without a better validation metric
             (null: train all ``epochs``, as the reference). The reported epoch is the best one either
             way. Must exceed the longest wait before a later improvement (up to 9 epochs measured).
@@ -325,8 +327,17 @@ class FinetuneConfig:
                 f"trainer.devices must be 1, got {self.trainer.devices}: a fine-tuning run uses one device "
                 "(datasets are small); run seeds or datasets in parallel instead"
             )
-        if o.freeze_backbone_epochs < 0:
-            raise ValueError(f"optim.freeze_backbone_epochs must be >= 0, got {o.freeze_backbone_epochs}")
+        if not 0 <= o.freeze_backbone_epochs < o.epochs:
+            raise ValueError(
+                f"optim.freeze_backbone_epochs must be >= 0 and below optim.epochs ({o.epochs}), got "
+                f"{o.freeze_backbone_epochs}; for a backbone fixed throughout, set "
+                "optim.freeze_backbone: true"
+            )
+        if o.freeze_backbone and o.freeze_backbone_epochs:
+            raise ValueError(
+                "optim.freeze_backbone fixes the backbone throughout, optim.freeze_backbone_epochs for "
+                "the first epochs only: set one of them"
+            )
         if o.early_stopping is not None and o.early_stopping < 1:
             raise ValueError(f"optim.early_stopping must be a patience >= 1 or null, got {o.early_stopping}")
 

@@ -15,7 +15,8 @@ What makes it small (BENCHMARKS.md, "Corpus format 2" and "Corpus format 3"):
   standard deviations, so a value is off by at most 0.03 standard deviations (plus float16 rounding
   on read); code 255 is NaN (:func:`_quantizer`);
 * compression. Format 3 (what ``prepare`` writes): :data:`BLOCK_RECORDS` consecutive records are
-  compressed together with zstd and a dictionary trained on the shard's first records, so what
+  compressed together with zstd and a dictionary trained on the shard's first records (none for
+  shards of fewer than 64 molecules), so what
   molecules share is paid for once per shard and what neighbours share once per block; a read
   decompresses its block (~60 kB, about 0.1 ms). Format 2 (still read): each record alone with zlib
   and a preset dictionary of the shard's first records.
@@ -32,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import zlib
 from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass
@@ -433,38 +435,40 @@ def _zstd() -> Any:
     return zstandard
 
 
-def _zstd_dictionary(raws: list[bytes]) -> tuple[bytes, str]:
-    """``(dictionary, kind)`` for a shard: trained on its first records ("trained"), or, where they are
-    too few to train on, their bytes themselves ("raw")."""
+def _zstd_dictionary(raws: list[bytes]) -> bytes:
+    """A shard's dictionary, trained on its first records; empty where they are too few to train on
+    (a dictionary of their own bytes would cost a small shard more than it saves)."""
     zstd = _zstd()
     sample = raws[:_ZSTD_DICT_SAMPLES]
-    if len(sample) >= _ZSTD_MIN_SAMPLES:
-        try:
-            return zstd.train_dictionary(ZSTD_DICT_BYTES, sample, level=ZSTD_LEVEL).as_bytes(), "trained"
-        except zstd.ZstdError:  # too little variety to train on: fall back to the raw bytes
-            pass
-    return b"".join(sample)[-ZSTD_DICT_BYTES:], "raw"
+    if len(sample) < _ZSTD_MIN_SAMPLES:
+        return b""
+    try:
+        return bytes(zstd.train_dictionary(ZSTD_DICT_BYTES, sample, level=ZSTD_LEVEL).as_bytes())
+    except zstd.ZstdError:  # too little variety to train on
+        return b""
 
 
-def _zstd_dict(zstd: Any, dictionary: bytes, kind: str) -> Any:
-    dict_type = zstd.DICT_TYPE_FULLDICT if kind == "trained" else zstd.DICT_TYPE_RAWCONTENT
-    return zstd.ZstdCompressionDict(dictionary, dict_type=dict_type)
+def _zstd_options(zstd: Any, dictionary: bytes) -> dict[str, Any]:
+    if not dictionary:
+        return {}
+    return {"dict_data": zstd.ZstdCompressionDict(dictionary, dict_type=zstd.DICT_TYPE_FULLDICT)}
 
 
-def compress_blocks(raws: list[bytes], block: int = BLOCK_RECORDS) -> tuple[list[bytes], bytes, str]:
+def compress_blocks(raws: list[bytes], block: int = BLOCK_RECORDS) -> tuple[list[bytes], bytes]:
     """Format 3: ``raws`` (uncompressed records) in blocks of ``block``, each zstd-compressed with the
     shard's dictionary; a block is its records' lengths (uint32) then their bytes.
-    Returns ``(blocks, dictionary, dictionary kind)``."""
+    Returns ``(blocks, dictionary)`` (the dictionary empty for shards too small to train one)."""
     zstd = _zstd()
-    dictionary, kind = _zstd_dictionary(raws) if raws else (b"", "raw")
-    options: dict[str, Any] = {"dict_data": _zstd_dict(zstd, dictionary, kind)} if dictionary else {}
-    compressor = zstd.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=False, write_dict_id=False, **options)
+    dictionary = _zstd_dictionary(raws)
+    compressor = zstd.ZstdCompressor(
+        level=ZSTD_LEVEL, write_checksum=False, write_dict_id=False, **_zstd_options(zstd, dictionary)
+    )
     blocks = []
     for start in range(0, len(raws), block):
         chunk = raws[start : start + block]
         lengths = np.asarray([len(r) for r in chunk], dtype="<u4").tobytes()
         blocks.append(compressor.compress(lengths + b"".join(chunk)))
-    return blocks, dictionary, kind
+    return blocks, dictionary
 
 
 def write_records(
@@ -478,8 +482,8 @@ def write_records(
     """
     layout = codec.to_dict()
     if compression == "zstd":
-        parts, dictionary, kind = compress_blocks(raws)
-        layout["compression"] = {"codec": "zstd", "block": BLOCK_RECORDS, "dictionary": kind}
+        parts, dictionary = compress_blocks(raws)
+        layout["compression"] = {"codec": "zstd", "block": BLOCK_RECORDS}
     elif compression == "zlib":
         parts, dictionary = [_zlib(codec.zdict, r) for r in raws], codec.zdict
     else:
@@ -510,7 +514,8 @@ class RecordStore:
     """A shard's records, memory-mapped: ``store.open(i)`` decodes the ``i``-th.
 
     Format 3 keeps the last block it decompressed, so reading a block's records in turn
-    decompresses it once.
+    decompresses it once. Reads from several threads are serialised (zstd's decompressor is not
+    thread-safe); DataLoader workers, being processes, each get their own copy.
     """
 
     def __init__(self, data_path: Path, manifest_path: Path) -> None:
@@ -524,6 +529,12 @@ class RecordStore:
         self.key = manifest["key"]
         dictionary = tensors["zdict"].numpy().tobytes()
         self.compression: dict[str, Any] = manifest["layout"].get("compression") or {"codec": "zlib"}
+        codec = self.compression.get("codec")
+        if codec not in ("zlib", "zstd") or (codec == "zstd" and int(self.compression.get("block", 0)) < 1):
+            raise ValueError(
+                f"{manifest_path}: unknown record compression {self.compression!r}; this release reads zlib "
+                "records (format 2) and zstd blocks (format 3): prepare the corpus again or update molchannel"
+            )
         zlib_dict = dictionary if self.compression["codec"] == "zlib" else b""
         self.codec = RecordCodec.from_dict(manifest["layout"], zlib_dict)
         self._dictionary = dictionary
@@ -532,9 +543,13 @@ class RecordStore:
         self.row_index = tensors["row_index"].numpy()
         self._decompressor: Any = None
         self._block: tuple[int, bytes, np.ndarray] | None = None  # index, bytes, record offsets
+        self._lock = threading.Lock()
 
-    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers: zstd objects do not pickle
-        return {**self.__dict__, "_decompressor": None, "_block": None}
+    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers: zstd objects and locks do not pickle
+        return {**self.__dict__, "_decompressor": None, "_block": None, "_lock": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
 
     def __len__(self) -> int:
         return len(self.row_index)
@@ -555,20 +570,17 @@ class RecordStore:
             return self.codec.decompress(self._part(i))
         size = int(self.compression["block"])
         k, j = divmod(i, size)
-        if self._block is None or self._block[0] != k:
-            if self._decompressor is None:
-                zstd = _zstd()
-                options = (
-                    {"dict_data": _zstd_dict(zstd, self._dictionary, self.compression["dictionary"])}
-                    if self._dictionary
-                    else {}
-                )
-                self._decompressor = zstd.ZstdDecompressor(**options)
-            data = self._decompressor.decompress(self._part(k))
-            n = min(size, len(self) - k * size)
-            ends = np.cumsum(np.frombuffer(data, "<u4", n), dtype=np.int64) + 4 * n
-            self._block = (k, data, np.concatenate([[4 * n], ends]))
-        _, data, starts = self._block
+        with self._lock:
+            block = self._block
+            if block is None or block[0] != k:
+                if self._decompressor is None:
+                    zstd = _zstd()
+                    self._decompressor = zstd.ZstdDecompressor(**_zstd_options(zstd, self._dictionary))
+                data = self._decompressor.decompress(self._part(k))
+                n = min(size, len(self) - k * size)
+                ends = np.cumsum(np.frombuffer(data, "<u4", n), dtype=np.int64) + 4 * n
+                block = self._block = (k, data, np.concatenate([[4 * n], ends]))
+        _, data, starts = block
         return data[int(starts[j]) : int(starts[j + 1])]
 
     def open(self, i: int) -> Record:

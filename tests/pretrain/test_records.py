@@ -157,7 +157,8 @@ def test_blocks_read_the_same_records_in_any_order_and_pickle(tmp_path: Path) ->
     data, meta = tmp_path / "s.records.safetensors", tmp_path / "s.records.json"
     write_records(data, meta, codec, raws, list(range(70)), {"shard": 0})
     store = RecordStore(data, meta)
-    assert store.compression == {"codec": "zstd", "block": records.BLOCK_RECORDS, "dictionary": "trained"}
+    assert store.compression == {"codec": "zstd", "block": records.BLOCK_RECORDS}
+    assert len(store._dictionary) > 0  # trained on the shard's records
     assert len(store._offsets) == 4  # 3 blocks
     for i in np.random.default_rng(0).permutation(70).tolist() + [69, 31, 32, 0]:
         assert store.raw(i) == raws[i], i
@@ -165,10 +166,22 @@ def test_blocks_read_the_same_records_in_any_order_and_pickle(tmp_path: Path) ->
     _assert_same(positives[64][0], store.open(64)[0])
     again = pickle.loads(pickle.dumps(store))
     assert again.raw(33) == raws[33]
-    # a shard too small to train a dictionary on uses its first records' bytes instead
+    # threads share a store: reads are serialised (zstd's decompressor is not thread-safe)
+    from concurrent.futures import ThreadPoolExecutor
+
+    picks = np.random.default_rng(1).integers(0, 70, 400).tolist()
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(store.raw, picks)) == [raws[i] for i in picks]
+    # a shard too small to train a dictionary on goes without one
     write_records(data, meta, codec, raws[:3], [0, 1, 2], {"shard": 0})
     small = RecordStore(data, meta)
-    assert small.compression["dictionary"] == "raw" and [small.raw(i) for i in range(3)] == raws[:3]
+    assert small._dictionary == b"" and [small.raw(i) for i in range(3)] == raws[:3]
+    # a compression this release does not know is refused, with what to do
+    layout = json.loads(meta.read_text())
+    layout["layout"]["compression"] = {"codec": "brotli", "block": 32}
+    meta.write_text(json.dumps(layout))
+    with pytest.raises(ValueError, match="unknown record compression"):
+        RecordStore(data, meta)
 
 
 def test_a_prepared_corpus_is_compact(tmp_path: Path) -> None:
