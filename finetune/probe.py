@@ -19,6 +19,12 @@ asked for (all 11 by default), on the registry's split (the deterministic scaffo
    10^-5 .. 10^3, alpha in 10^-3 .. 10^5; one value per dataset and feature set, shared by its tasks; ties
    go to the stronger regularisation), and the test metric at that strength is reported.
 
+With ``with_descriptors`` (``--with-descriptors``) it also probes RDKit's 2D descriptors (``rdkit2d``,
+what fine-tuning puts beside the channel mixture by default) alone and beside each network's ``concat``
+(``concat+rdkit2d``): whether an embedding adds anything a head with descriptors does not already have.
+Descriptors RDKit cannot compute are set to the training mean, and all are standardised with the training
+rows' statistics and clipped to +-6, as in fine-tuning.
+
 Then it writes ``results.csv`` (one row per dataset x model x feature set), ``probe.md`` (the table and a
 "wins" summary) and ``probe.png`` (see :mod:`molchannel.finetune.probe_report`).
 
@@ -66,6 +72,9 @@ ECFP_RADIUS = 2
 ECFP_BITS = 2048
 #: Model labels of the three peers, in table order.
 PEERS: tuple[str, ...] = ("model", "random_init", "ecfp4")
+DESCRIPTORS = "rdkit2d"
+"""The molecule features ``with_descriptors`` probes (fine-tuning's default ``model.extra_features``)."""
+DESCRIPTOR_CLIP = 6.0  # standardised descriptors are clipped like fine-tuning's extra features
 #: L-BFGS iterations per fit (scikit-learn's default); weak strengths on separable tasks stop there.
 LR_MAX_ITER = 100
 
@@ -344,6 +353,31 @@ def ecfp4_features(smiles: Sequence[str], radius: int = ECFP_RADIUS, n_bits: int
 
 
 # ---- one run --------------------------------------------------------------------------------
+def descriptor_features(
+    table: MoleculeTable,
+    rows: np.ndarray,
+    train: np.ndarray,
+    cache_dir: str | os.PathLike[str] | None,
+) -> np.ndarray:
+    """RDKit 2D descriptors of ``table``'s molecules ``rows`` as fine-tuning's head sees them: values
+    RDKit cannot compute (NaN, inf) set to the training mean, standardised with the statistics of the
+    training positions ``train`` and clipped to +-:data:`DESCRIPTOR_CLIP`; ``float32 [len(rows), D]``.
+    Cached beside the graphs (the cache fine-tuning fills) when ``cache_dir`` is set."""
+    from molchannel.chem.mol_features import cached_molecule_features
+
+    cache = Path(cache_dir) if cache_dir is not None else None
+    x = cached_molecule_features(table.smiles, [DESCRIPTORS], cache)[np.asarray(rows)].astype(np.float64)
+    x[~np.isfinite(x)] = np.nan
+    with warnings.catch_warnings():  # a column RDKit never computes on the training rows: all NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(x[train], axis=0)
+        mean = np.where(np.isfinite(mean), mean, 0.0)
+        x = np.where(np.isnan(x), mean, x)
+        std = x[train].std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return np.clip((x - mean) / std, -DESCRIPTOR_CLIP, DESCRIPTOR_CLIP).astype(np.float32)
+
+
 @dataclass
 class ProbeResult:
     """What :func:`run_probe` computed and wrote.
@@ -401,6 +435,7 @@ def run_probe(
     quiet: bool = False,
     load_table: TableLoader | None = None,
     command: str | None = None,
+    with_descriptors: bool = False,
 ) -> ProbeResult:
     """Linear-probe ``model`` on MoleculeNet beside its random-init copy and ECFP4; write the tables.
 
@@ -418,6 +453,7 @@ def run_probe(
         quiet: no progress bars.
         load_table: ``name -> MoleculeTable`` (default :func:`molchannel.data.load_dataset`).
         command: the command line, recorded in ``probe.md``.
+        with_descriptors: also probe RDKit 2D descriptors alone and beside each network's ``concat``.
 
     Raises:
         ValueError: an unknown dataset name, or a model that cannot be loaded.
@@ -446,6 +482,7 @@ def run_probe(
         seed=seed,
         batch_size=batch_size,
         quiet=quiet,
+        descriptors=with_descriptors,
     )
     load_table = load_table or _load_dataset
     steps = len(names) * plan.steps_per_dataset
@@ -464,6 +501,7 @@ def run_probe(
         alpha_grid=list(alpha_grid),
         task_notes=plan.task_notes,
         command=command,
+        with_descriptors=with_descriptors,
         wall_time_s=result.wall_time_s,
         embed_time_s=plan.embed_time_s,
     )
@@ -482,6 +520,7 @@ class _Plan:
     seed: int
     batch_size: int
     quiet: bool
+    descriptors: bool = False
     rows: list[dict[str, Any]] = field(default_factory=list)
     task_notes: dict[str, str] = field(default_factory=dict)
     embed_time_s: dict[str, float] = field(default_factory=dict)
@@ -489,8 +528,8 @@ class _Plan:
     @property
     def steps_per_dataset(self) -> int:
         """Progress steps: loading, per network its embedding and its feature sets, ECFP4 bits and fit."""
-        per_net = [1 + len(net.channels) + 2 for net in self.nets.values()]
-        return 1 + sum(per_net) + 2
+        per_net = [1 + len(net.channels) + 2 + int(self.descriptors) for net in self.nets.values()]
+        return 1 + sum(per_net) + 2 + 2 * int(self.descriptors)
 
 
 def _probe_dataset(plan: _Plan, name: str, table: MoleculeTable, bar: Any) -> None:
@@ -521,14 +560,23 @@ def _probe_dataset(plan: _Plan, name: str, table: MoleculeTable, bar: Any) -> No
                  fit.value, fit.valid_value, fit.reg_name, fit.reg)  # fmt: skip
         bar.update(1)
 
+    descriptors = None
+    if plan.descriptors:
+        bar.set_postfix_str(f"{name}: {DESCRIPTORS}")
+        descriptors = descriptor_features(table, store.row_index, positions[0], plan.cache_dir)
+        bar.update(1)
+        probe(DESCRIPTORS, DESCRIPTORS, descriptors)
     for peer, net in plan.nets.items():
         bar.set_postfix_str(f"{name}: embedding ({peer})")
         t0 = time.perf_counter()
         stacked, mixed = embed_graphs(net, store, plan.batch_size)
         plan.embed_time_s[peer] = plan.embed_time_s.get(peer, 0.0) + time.perf_counter() - t0
         bar.update(1)
-        for features, x in embedding_feature_sets(net.channels, stacked, mixed).items():
+        sets = embedding_feature_sets(net.channels, stacked, mixed)
+        for features, x in sets.items():
             probe(peer, features, x)
+        if descriptors is not None:
+            probe(peer, f"concat+{DESCRIPTORS}", np.hstack([sets["concat"], descriptors]))
     bar.set_postfix_str(f"{name}: ECFP4 bits")
     bits = ecfp4_features([table.smiles[r] for r in store.row_index])
     bar.update(1)
@@ -594,6 +642,7 @@ __all__ = [
     "ProbeFit",
     "ProbeResult",
     "default_output_dir",
+    "descriptor_features",
     "ecfp4_features",
     "embed_graphs",
     "embedding_feature_sets",

@@ -30,7 +30,14 @@ RESULT_COLUMNS = (
     "dataset", "model", "features", "metric", "value", "valid_value", "reg_name", "reg",
     "n_train", "n_valid", "n_test", "n_tasks", "n_features", "fit_time_s",
 )  # fmt: skip
-PEER_LABELS = {"model": "model", "random_init": "random init", "ecfp4": "ECFP4"}
+PEER_LABELS = {
+    "model": "model",
+    "random_init": "random init",
+    "ecfp4": "ECFP4",
+    "rdkit2d": "RDKit 2D descriptors",
+}
+WITH_DESCRIPTORS = "concat+rdkit2d"
+"""A network's concatenated channels beside the RDKit descriptors (``run_probe(with_descriptors=True)``)."""
 #: The margins of the "wins" line.
 ROC_AUC_MARGIN = 0.01
 RMSE_MARGIN = 0.01  # relative
@@ -48,6 +55,7 @@ class ProbeContext:
     c_grid: list[float] = field(default_factory=list)
     alpha_grid: list[float] = field(default_factory=list)
     task_notes: dict[str, str] = field(default_factory=dict)
+    with_descriptors: bool = False
     command: str | None = None
     wall_time_s: float = math.nan
     embed_time_s: dict[str, float] = field(default_factory=dict)
@@ -67,11 +75,13 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             sets = {r["features"]: r for r in mine if r["model"] == peer}
             entry[f"{peer}_concat"] = _value(sets.get("concat"))
             entry[f"{peer}_mix"] = _value(sets.get("mix"))
-            channels = [r for f, r in sets.items() if f not in ("concat", "mix")]
+            entry[f"{peer}_{WITH_DESCRIPTORS}"] = _value(sets.get(WITH_DESCRIPTORS))
+            channels = [r for f, r in sets.items() if f not in ("concat", "mix", WITH_DESCRIPTORS)]
             best = best_by_validation(channels, metric)
             entry[f"{peer}_best"] = _value(best)
             entry[f"{peer}_best_channel"] = best["features"] if best else ""
         entry["ecfp4"] = _value(next((r for r in mine if r["model"] == "ecfp4"), None))
+        entry["rdkit2d"] = _value(next((r for r in mine if r["model"] == "rdkit2d"), None))
         out.append(entry)
     return out
 
@@ -116,6 +126,29 @@ def count_wins(summary: Sequence[Mapping[str, Any]], features: str = "concat") -
         "of_ecfp4": n_ecfp,
         "datasets_beating_random_init": won_random,
         "datasets_beating_ecfp4": won_ecfp,
+    }
+
+
+def count_descriptor_wins(summary: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """How often the model's channels beside the descriptors beat the descriptors alone, and its random-init
+    copy's channels beside them (the same margins as :func:`count_wins`)."""
+    key = f"model_{WITH_DESCRIPTORS}"
+    rows = [r for r in summary if _finite(r.get(key, math.nan), r.get("rdkit2d", math.nan))]
+    alone = [r["dataset"] for r in rows if beats(r["metric"], r[key], r["rdkit2d"])]
+    random_rows = [r for r in rows if _finite(r[f"random_init_{WITH_DESCRIPTORS}"])]
+    random = [
+        r["dataset"] for r in random_rows if beats(r["metric"], r[key], r[f"random_init_{WITH_DESCRIPTORS}"])
+    ]
+    random_alone = [r["dataset"] for r in random_rows
+                    if beats(r["metric"], r[f"random_init_{WITH_DESCRIPTORS}"], r["rdkit2d"])]  # fmt: skip
+    return {
+        "of": len(rows),
+        "model_beats_descriptors": len(alone),
+        "random_init_beats_descriptors": len(random_alone),
+        "model_beats_random_init": len(random),
+        "of_random_init": len(random_rows),
+        "datasets_model_beats_descriptors": alone,
+        "datasets_model_beats_random_init": random,
     }
 
 
@@ -180,8 +213,42 @@ def probe_markdown(summary: Sequence[Mapping[str, Any]], context: ProbeContext) 
         )
     lines += ["", wins_line(count_wins(summary, "concat"), "concat features"), "",
               wins_line(count_wins(summary, "best"), "best single channel"), ""]  # fmt: skip
+    if any(math.isfinite(r.get("rdkit2d", math.nan)) for r in summary):
+        lines += descriptor_section(summary)
     lines += ["Notes:", ""] + [f"- {n}" for n in _notes(context)]
     return "\n".join(lines) + "\n"
+
+
+def descriptor_section(summary: Sequence[Mapping[str, Any]]) -> list[str]:
+    """``probe.md``'s table of the descriptor probes: does an embedding add to what the descriptors know?"""
+    from molchannel.finetune.tables import display_name
+
+    lines = [
+        "## Beside RDKit descriptors (what a fine-tuning head gets by default)",
+        "",
+        "| dataset | metric | RDKit 2D descriptors | model concat + descriptors | "
+        "random init concat + descriptors |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for r in summary:
+        m = r["metric"]
+        cells = [r["rdkit2d"], r[f"model_{WITH_DESCRIPTORS}"], r[f"random_init_{WITH_DESCRIPTORS}"]]
+        finite = [v for v in cells if math.isfinite(v)]
+        best = (max if HIGHER_IS_BETTER[m] else min)(finite) if finite else math.nan
+        shown = [f"**{_shown(m, v)}**" if v == best else _shown(m, v) for v in cells]
+        unit = "ROC-AUC (%) ↑" if m == "roc_auc" else "RMSE ↓"
+        lines.append(f"| {display_name(r['dataset'])} | {unit} | {' | '.join(shown)} |")
+    wins = count_descriptor_wins(summary)
+    lines += [
+        "",
+        f"**Wins (beside descriptors)**: the model's channels add to the descriptors on "
+        f"{wins['model_beats_descriptors']} of {wins['of']} datasets (its random-init copy's on "
+        f"{wins['random_init_beats_descriptors']}), and beat the random-init copy's channels beside them on "
+        f"{wins['model_beats_random_init']} of {wins['of_random_init']} "
+        "(by >= 0.01 ROC-AUC, or an RMSE >= 1% lower).",
+        "",
+    ]
+    return lines
 
 
 def _notes(context: ProbeContext) -> list[str]:
@@ -281,6 +348,8 @@ def write_outputs(result: Any, context: ProbeContext) -> None:
     out.mkdir(parents=True, exist_ok=True)
     result.summary = summarize(result.rows)
     result.wins = {"concat": count_wins(result.summary, "concat"), "best": count_wins(result.summary, "best")}
+    if context.with_descriptors:
+        result.wins["descriptors"] = count_descriptor_wins(result.summary)
     result.markdown = probe_markdown(result.summary, context)
     files = {"results_csv": write_csv(out / "results.csv", result.rows, RESULT_COLUMNS)}
     write_text_atomic(out / "probe.md", result.markdown)

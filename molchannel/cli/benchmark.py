@@ -87,6 +87,12 @@ def _add_probe(sub: argparse._SubParsersAction) -> None:
         "--max-tasks", type=int, default=50, help="probe a seeded sample of at most N tasks (ToxCast); 0: all"
     )
     q.add_argument("--device", default=None, help='"cpu" (default), "cuda" or "auto" for the embeddings')
+    q.add_argument(
+        "--with-descriptors",
+        action="store_true",
+        help="also probe RDKit 2D descriptors alone and beside each network's channels (does the "
+        "embedding add to what a fine-tuning head with descriptors already has?)",
+    )
     q.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar")
 
 
@@ -109,6 +115,7 @@ def _run_probe(args: argparse.Namespace) -> int:
         device=args.device,
         quiet=args.quiet,
         command=_command(),
+        with_descriptors=args.with_descriptors,
     )
     print(result.markdown)
     files = ", ".join(str(p) for p in result.files.values())

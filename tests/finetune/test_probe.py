@@ -230,6 +230,46 @@ def test_run_writes_the_table_wins_and_plot(tiny_run):
     assert wins["of_random_init"] == 2 and 0 <= wins["beats_random_init"] <= 2
 
 
+def test_descriptor_probe_reports_what_the_embedding_adds(tmp_path):
+    """--with-descriptors: RDKit descriptors alone and beside each network's channels, one table and wins
+    line; logP is nearly a descriptor (MolLogP), so the descriptors alone probe it well."""
+    tables = _tiny_tables()
+    model = init_model(TINY, seed=9)
+    result = probe.run_probe(model, datasets=["esol", "bbbp"], output=tmp_path / "out",
+                             cache_dir=tmp_path / "c", quiet=True, load_table=tables.__getitem__,
+                             with_descriptors=True)  # fmt: skip
+    sets = {(r["dataset"], r["model"], r["features"]): r for r in result.rows}
+    width = sets[("esol", "rdkit2d", "rdkit2d")]["n_features"]
+    assert width > 100  # RDKit's 2D descriptors
+    for d in ("esol", "bbbp"):
+        for peer in ("model", "random_init"):
+            assert sets[(d, peer, "concat+rdkit2d")]["n_features"] == 48 + width
+    table = tables["esol"]
+    assert sets[("esol", "rdkit2d", "rdkit2d")]["value"] < 0.3 * float(np.std(table.targets))
+    md = Path(result.files["probe_md"]).read_text()
+    assert "## Beside RDKit descriptors" in md and "**Wins (beside descriptors)**" in md
+    wins = result.wins["descriptors"]
+    assert wins["of"] == 2 and wins["of_random_init"] == 2
+    # the best single channel is still chosen among the channels alone
+    assert all(r["model_best_channel"] in ("molsim", "scaffsim", "context") for r in result.summary)
+    # the descriptors were computed once and cached: the same call again reads them
+    assert list((tmp_path / "c").glob("molfeatures-*.npy"))
+
+
+def test_descriptor_features_fill_what_rdkit_cannot_compute_and_clip(monkeypatch):
+    import molchannel.chem.mol_features as mol_features
+
+    raw = np.array([[1.0, np.nan, 5.0], [3.0, 2.0, np.inf], [5.0, 4.0, 7.0], [1e6, np.nan, 6.0]])
+    monkeypatch.setattr(mol_features, "cached_molecule_features", lambda smiles, names, cache: raw)
+    table = MoleculeTable("t", ["C"] * 4, np.zeros((4, 1), np.float32), ("y",), "regression", "rmse")
+    x = probe.descriptor_features(table, np.arange(4), np.arange(3), None)
+    assert x.dtype == np.float32 and np.isfinite(x).all()
+    # NaN / inf -> the training mean (0 once standardised); training rows standardised; outliers clipped
+    assert x[0, 1] == 0.0 and x[1, 2] == 0.0 and x[3, 1] == 0.0
+    np.testing.assert_allclose(x[:3, 0], (raw[:3, 0] - 3.0) / np.std(raw[:3, 0]), rtol=1e-6)
+    assert x[3, 0] == probe.DESCRIPTOR_CLIP
+
+
 def test_wins_use_the_stated_margins():
     row = {"dataset": "d", "metric": "roc_auc", "model_concat": 0.80, "random_init_concat": 0.79,
            "ecfp4": 0.7949, "model_best": math.nan, "random_init_best": 0.5}  # fmt: skip
