@@ -167,6 +167,17 @@ def _shown(metric: str, value: float) -> str:
     return f"{100.0 * value:.1f}" if metric == "roc_auc" else f"{value:.3f}"
 
 
+def _unit(metric: str) -> str:
+    return "ROC-AUC (%) ↑" if metric == "roc_auc" else "RMSE ↓"
+
+
+def _bold_best(metric: str, values: Sequence[float]) -> list[str]:
+    """``values`` as table cells, the best finite one(s) in bold."""
+    finite = [v for v in values if math.isfinite(v)]
+    best = (max if HIGHER_IS_BETTER[metric] else min)(finite) if finite else math.nan
+    return [f"**{_shown(metric, v)}**" if v == best else _shown(metric, v) for v in values]
+
+
 def wins_line(wins: Mapping[str, Any], label: str) -> str:
     return (
         f"**Wins ({label})**: the model beats its random-init copy on {wins['beats_random_init']} of "
@@ -198,18 +209,14 @@ def probe_markdown(summary: Sequence[Mapping[str, Any]], context: ProbeContext) 
     lines += [header, "|---|---|" + "---:|" * 7]
     for r in summary:
         m = r["metric"]
-        cells = [r["model_concat"], r["random_init_concat"], r["ecfp4"]]
-        finite = [v for v in cells if math.isfinite(v)]
-        best = (max if HIGHER_IS_BETTER[m] else min)(finite) if finite else math.nan
-        shown = [f"**{_shown(m, v)}**" if v == best else _shown(m, v) for v in cells]
+        shown = _bold_best(m, [r["model_concat"], r["random_init_concat"], r["ecfp4"]])
         channel = [
             f"{_shown(m, r[f'{p}_best'])} ({r[f'{p}_best_channel']})" if r[f"{p}_best_channel"] else "–"
             for p in ("model", "random_init")
         ]
-        unit = "ROC-AUC (%) ↑" if m == "roc_auc" else "RMSE ↓"
         lines.append(
-            f"| {display_name(r['dataset'])} | {unit} | {' | '.join(shown)} | {_shown(m, r['model_mix'])} | "
-            f"{_shown(m, r['random_init_mix'])} | {' | '.join(channel)} |"
+            f"| {display_name(r['dataset'])} | {_unit(m)} | {' | '.join(shown)} | "
+            f"{_shown(m, r['model_mix'])} | {_shown(m, r['random_init_mix'])} | {' | '.join(channel)} |"
         )
     lines += ["", wins_line(count_wins(summary, "concat"), "concat features"), "",
               wins_line(count_wins(summary, "best"), "best single channel"), ""]  # fmt: skip
@@ -232,12 +239,10 @@ def descriptor_section(summary: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
     for r in summary:
         m = r["metric"]
-        cells = [r["rdkit2d"], r[f"model_{WITH_DESCRIPTORS}"], r[f"random_init_{WITH_DESCRIPTORS}"]]
-        finite = [v for v in cells if math.isfinite(v)]
-        best = (max if HIGHER_IS_BETTER[m] else min)(finite) if finite else math.nan
-        shown = [f"**{_shown(m, v)}**" if v == best else _shown(m, v) for v in cells]
-        unit = "ROC-AUC (%) ↑" if m == "roc_auc" else "RMSE ↓"
-        lines.append(f"| {display_name(r['dataset'])} | {unit} | {' | '.join(shown)} |")
+        shown = _bold_best(
+            m, [r["rdkit2d"], r[f"model_{WITH_DESCRIPTORS}"], r[f"random_init_{WITH_DESCRIPTORS}"]]
+        )
+        lines.append(f"| {display_name(r['dataset'])} | {_unit(m)} | {' | '.join(shown)} |")
     wins = count_descriptor_wins(summary)
     lines += [
         "",
