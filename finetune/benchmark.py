@@ -566,6 +566,7 @@ def _moleculenet_baseline(
             **{str(k): v for k, v in result.rf_test_metric.items()},
         }
         fields["rf_wall_time_s"] = float(cached.get("rf_wall_time_s", 0.0)) + result.rf_wall_time_s
+        fields["rf_skipped"] = result.rf_skipped
     rf_seeds = sorted(int(k) for k in fields["rf_test_metric"])
     record = {
         "format": RECORD_FORMAT,
@@ -581,6 +582,8 @@ def _moleculenet_baseline(
     write_record(path, record)
     log.info("%s ECFP4: SVM %.4f, RF %.4f (%s)", dataset, float(record["svm_test_metric"]),
              float(np.mean(list(record["rf_test_metric"].values()))), result.metric)  # fmt: skip
+    if record.get("rf_skipped"):
+        log.info("%s: ECFP4 + RF not grown: %s", dataset, record["rf_skipped"])
     return read_record(path) or record, True
 
 

@@ -127,7 +127,9 @@ class FinetuneModule(L.LightningModule):
             if params
         ]
         optimizer = torch.optim.Adam(groups)
-        lambdas = [_cosine(g["lr"], o.eta_min, o.epochs) for g in groups]
+        # a backbone held fixed for its first epochs (LP-FT) starts its cosine when it starts to train
+        starts = {"backbone": 0 if o.freeze_backbone else o.freeze_backbone_epochs}
+        lambdas = [_cosine(g["lr"], o.eta_min, o.epochs, starts.get(g["name"], 0)) for g in groups]
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
@@ -252,14 +254,16 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
-def _cosine(base_lr: float, eta_min: float, epochs: int) -> Any:
-    """LambdaLR factor of cosine annealing from ``base_lr`` to ``min(eta_min, base_lr)`` over ``epochs``."""
+def _cosine(base_lr: float, eta_min: float, epochs: int, start: int = 0) -> Any:
+    """LambdaLR factor of cosine annealing from ``base_lr`` to ``min(eta_min, base_lr)`` over epochs
+    ``start`` to ``epochs`` (``base_lr`` before ``start``)."""
     floor = min(eta_min, base_lr)
+    span = max(epochs - start, 1)
 
     def factor(epoch: int) -> float:
         if base_lr <= 0:
             return 1.0
-        progress = min(epoch, epochs) / epochs
+        progress = min(max(epoch - start, 0), span) / span
         return (floor + (base_lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))) / base_lr
 
     return factor

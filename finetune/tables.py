@@ -144,7 +144,7 @@ RESULT_COLUMNS_MOLECULENET = (
 SUMMARY_COLUMNS_MOLECULENET = (
     "dataset", "task_type", "metric", "unit", "n_seeds", "seeds", "test_mean", "test_std", "valid_mean",
     "valid_std", "best_epoch_mean", "wall_time_s_mean", "train_molecules_per_s_mean", "ecfp_svm_test",
-    "ecfp_rf_test_mean", "ecfp_rf_test_std", "ecfp_rf_seeds", "ecfp_svm_skipped",
+    "ecfp_rf_test_mean", "ecfp_rf_test_std", "ecfp_rf_seeds", "ecfp_svm_skipped", "ecfp_rf_skipped",
 )  # fmt: skip
 BASELINE_ROWS_MOLECULENET = (
     ("ECFP4 + SVM (Tanimoto, this run)", "ecfp_svm_test", None),
@@ -198,8 +198,9 @@ def summarize_moleculenet(records: Iterable[Mapping[str, Any]], order: Sequence[
             "ecfp_svm_test": scale * float(base.get("svm_test_metric", math.nan)),
             "ecfp_rf_test_mean": rf_mean,
             "ecfp_rf_test_std": rf_std,
-            "ecfp_rf_seeds": sorted(rf),
+            "ecfp_rf_seeds": sorted(k for k, v in rf.items() if math.isfinite(v)),
             "ecfp_svm_skipped": base.get("svm_skipped"),
+            "ecfp_rf_skipped": base.get("rf_skipped"),
         })  # fmt: skip
     return rows
 
@@ -291,6 +292,11 @@ def moleculenet_markdown(
     ]
     if skipped:
         lines += ["ECFP4 + SVM not fitted on: " + "; ".join(skipped) + ".", ""]
+    no_forest = [
+        f"{display_name(r['dataset'])} ({r['ecfp_rf_skipped']})" for r in summary if r.get("ecfp_rf_skipped")
+    ]
+    if no_forest:
+        lines += ["ECFP4 + RF not grown on: " + "; ".join(no_forest) + ".", ""]
     if any(math.isfinite(r["ecfp_rf_test_mean"]) for r in summary):
         lines += [
             "ECFP rows: ECFP4 bits (2,048) on the same split; SVM with a Tanimoto kernel and C chosen on the "

@@ -508,6 +508,9 @@ def test_backbone_warm_up_freezes_it_for_the_first_epochs_only(
     assert seen == [(0, False, False), (1, False, False), (2, True, True)]
     rows = _metrics(result.run_dir)
     assert "lr_backbone" in rows[0]  # the backbone is in the optimizer from the start
+    # the head's cosine runs from epoch 0; the backbone's starts when it starts to train (epoch 2)
+    assert float(rows[2]["lr_head"]) < float(rows[0]["lr_head"])
+    assert float(rows[2]["lr_backbone"]) == pytest.approx(float(rows[0]["lr_backbone"]))
     before = load_file(tiny_model / "model.safetensors")
     backbone = [k for k in before if k.startswith("encoder.backbone.")]  # BatchNorm statistics included
 

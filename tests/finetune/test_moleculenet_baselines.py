@@ -92,6 +92,22 @@ def test_svm_is_skipped_above_its_size_limit_and_the_forest_still_runs():
     assert none.n_tasks_fitted == 0 and "both classes" in (none.svm_skipped or "")
 
 
+def test_shared_gram_matrix_gives_the_per_task_fits_and_forests_skip_above_their_task_limit():
+    smiles = _molecules()
+    y = _targets(smiles)[:, :2]
+    train, valid, test = _split(len(smiles))
+    per_task = EcfpBaselineConfig(trees=10, gram_max_molecules=0)
+    shared = EcfpBaselineConfig(trees=10, rf_max_tasks=1)
+    a = ecfp_moleculenet_baselines(smiles, y, "rmse", train, valid, test, seeds=[0, 1], config=per_task)
+    b = ecfp_moleculenet_baselines(smiles, y, "rmse", train, valid, test, seeds=[0, 1], config=shared)
+    assert b.svm_test_metric == pytest.approx(a.svm_test_metric, rel=1e-9) and b.svm_c == a.svm_c
+    assert a.rf_skipped is None and all(math.isfinite(v) for v in a.rf_test_metric.values())
+    # 2 tasks > rf_max_tasks 1: no forest, NaN per seed asked (so a cached record is complete), and why
+    assert "2 tasks > rf_max_tasks 1" in (b.rf_skipped or "")
+    assert set(b.rf_test_metric) == {0, 1} and all(math.isnan(v) for v in b.rf_test_metric.values())
+    assert b.rf_wall_time_s < 0.01
+
+
 def _baseline_record(dataset, metric, svm, rf, skipped=None):
     return {
         "kind": "ecfp_moleculenet", "collection": "moleculenet", "dataset": dataset, "metric": metric,
@@ -127,6 +143,16 @@ def test_tables_show_the_baselines_beside_our_rows(tmp_path):
     assert "| ECFP4 + RF (this run) | 66.6 ± 0.1 | 80.0 | 73.3 |" in md
     assert "| ECFP4 + SVM (Tanimoto, this run) | 1.420 |" in md and "| ECFP4 + RF (this run) | 1.660 |" in md
     assert "ECFP4 + SVM not fitted on: HIV (33000 training molecules)" in md
+    # a dataset whose forests were not grown: its RF cell is empty and the note says why
+    toxcast = _baseline_record("toxcast", "roc_auc", 0.62, {0: math.nan})
+    toxcast["rf_skipped"] = "617 tasks > rf_max_tasks 100"
+    with_toxcast = [*records, toxcast]
+    summary = tables.summarize_moleculenet(with_toxcast, ["bbbp", "hiv", "toxcast", "esol"])
+    by = {r["dataset"]: r for r in summary}
+    assert by["toxcast"]["ecfp_rf_seeds"] == [] and math.isnan(by["toxcast"]["ecfp_rf_test_mean"])
+    md = tables.moleculenet_markdown(summary, with_toxcast)
+    assert "| ECFP4 + RF (this run) | 66.6 ± 0.1 | – | 80.0 | – |" in md  # BBBP ToxCast HIV avg
+    assert "ECFP4 + RF not grown on: ToxCast (617 tasks > rf_max_tasks 100)" in md
     assert tables.plot_moleculenet(summary, tmp_path / "p.png").stat().st_size > 0
     # without baseline records there are no ECFP rows
     plain = [r for r in records if r["kind"] == "finetune"]
