@@ -168,8 +168,8 @@ class OptimConfig:
         freeze_backbone_epochs: keep the backbone fixed for the first N epochs only, while the prompt
             logits and the head (and unfrozen aggregators) train on its features, then train it too
             ("LP-FT": a head fitted first sends the pre-trained features smaller, less distorting
-            gradients). 0: from the start. The cosine schedule runs from epoch 1 all the same, so the
-            backbone starts below ``lr_backbone``; early stopping counts the fixed epochs too.
+            gradients). 0: from the start. The backbone's cosine schedule starts when it starts to
+            train (at ``lr_backbone``); early stopping counts the fixed epochs too.
         early_stopping: patience: stop after this many epochs without a better validation metric
             (null: train all ``epochs``, as the reference). The reported epoch is the best one either
             way. Must exceed the longest wait before a later improvement (up to 9 epochs measured).
