@@ -38,6 +38,7 @@ def run_dataset(name: str, seeds: list[int]) -> list[dict[str, object]]:
         {"dataset": name, "method": RF_METHOD, "seed": seed, "metric": table.metric, "test_metric": value,
          "params": "500 trees, sqrt"}
         for seed, value in result.rf_test_metric.items()
+        if result.rf_skipped is None
     ]  # fmt: skip
     elapsed = result.svm_wall_time_s + result.rf_wall_time_s
     figures = ", ".join(f"{r['method']} seed {r['seed']} {r['test_metric']:.4f}" for r in rows)
@@ -67,6 +68,8 @@ def main() -> None:
         for name in args.datasets:
             for method in (SVM_METHOD, RF_METHOD):
                 values = [r["test_metric"] for r in rows if r["dataset"] == name and r["method"] == method]
+                if not values:  # forests not grown (more than rf_max_tasks tasks)
+                    continue
                 metric = next(r["metric"] for r in rows if r["dataset"] == name)
                 std = float(np.std(values)) if len(values) > 1 else float("nan")
                 writer.writerow([name, method, metric, float(np.mean(values)), std, len(values)])

@@ -169,7 +169,8 @@ class OptimConfig:
             logits and the head (and unfrozen aggregators) train on its features, then train it too
             ("LP-FT": a head fitted first sends the pre-trained features smaller, less distorting
             gradients). 0: from the start. The backbone's cosine schedule starts when it starts to
-            train (at ``lr_backbone``); early stopping counts the fixed epochs too.
+            train (at ``lr_backbone``; unfrozen aggregators share its group, so their rate stays at
+            ``lr_backbone`` until then); early stopping counts the fixed epochs too.
         early_stopping: patience: stop after this many epochs without a better validation metric
             (null: train all ``epochs``, as the reference). The reported epoch is the best one either
             way. Must exceed the longest wait before a later improvement (up to 9 epochs measured).
@@ -467,6 +468,8 @@ def comparable_config(config: dict[str, Any] | FinetuneConfig) -> dict[str, Any]
         out["model"].pop("kernel_blend", None)
     if not out["optim"].get("freeze_backbone_epochs"):  # added later; 0 is what a config without it did
         out["optim"].pop("freeze_backbone_epochs", None)
+    else:  # the backbone's cosine has started when it unfreezes since schedule 2 (runs before: not the same)
+        out["optim"]["backbone_schedule"] = 2
     # added later: Platt scaling moves probabilities monotonically per task, so the ranking metrics a
     # record holds are those of the same run without it; older records stand for the default
     if out["model"].get("calibration") == "platt":

@@ -54,8 +54,9 @@ class EcfpBaselineConfig:
     #: CPU-hours here); it decides only whether the RF figures exist, so it is not in the record's hash
     rf_max_tasks: int = 100
     #: the Tanimoto Gram matrix of all the split's molecules is computed once (and sliced per task) up
-    #: to this many molecules (8 bytes each squared: 15,000 is 1.8 GB); above, per task
-    gram_max_molecules: int = 15_000
+    #: to this many molecules (it holds 8 bytes per pair, and computing it needs ~4.5x that at its peak:
+    #: 10,000 molecules are 0.8 GB, 3.6 GB at the peak); above, per task
+    gram_max_molecules: int = 10_000
 
     def __post_init__(self) -> None:
         if not self.c_grid:

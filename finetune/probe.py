@@ -359,9 +359,11 @@ def descriptor_features(
     train: np.ndarray,
     cache_dir: str | os.PathLike[str] | None,
 ) -> np.ndarray:
-    """RDKit 2D descriptors of ``table``'s molecules ``rows`` as fine-tuning's head sees them: values
-    RDKit cannot compute (NaN, inf) set to the training mean, standardised with the statistics of the
-    training positions ``train`` and clipped to +-:data:`DESCRIPTOR_CLIP`; ``float32 [len(rows), D]``.
+    """RDKit 2D descriptors of ``table``'s molecules ``rows``, close to what fine-tuning's head sees:
+    values RDKit cannot compute (NaN, inf) set to the training mean, standardised with the statistics of
+    the training positions ``train`` (here after that filling, and only constant columns left unscaled;
+    fine-tuning's scaler uses the finite values and a 1e-6 floor) and clipped to
+    +-:data:`DESCRIPTOR_CLIP`; ``float32 [len(rows), D]``.
     Cached beside the graphs (the cache fine-tuning fills) when ``cache_dir`` is set."""
     from molchannel.chem.mol_features import cached_molecule_features
 

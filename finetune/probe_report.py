@@ -248,7 +248,8 @@ def descriptor_section(summary: Sequence[Mapping[str, Any]]) -> list[str]:
         "",
         f"**Wins (beside descriptors)**: the model's channels add to the descriptors on "
         f"{wins['model_beats_descriptors']} of {wins['of']} datasets (its random-init copy's on "
-        f"{wins['random_init_beats_descriptors']}), and beat the random-init copy's channels beside them on "
+        f"{wins['random_init_beats_descriptors']} of {wins['of_random_init']}), and beat the random-init "
+        "copy's channels beside them on "
         f"{wins['model_beats_random_init']} of {wins['of_random_init']} "
         "(by >= 0.01 ROC-AUC, or an RMSE >= 1% lower).",
         "",

@@ -543,6 +543,8 @@ def test_backbone_warm_up_is_not_part_of_older_configs_hash() -> None:
     assert "freeze_backbone_epochs" not in plain["optim"]
     warm = comparable_config(FinetuneConfig.from_dict({"optim": {"freeze_backbone_epochs": 5}}))
     assert warm["optim"]["freeze_backbone_epochs"] == 5
+    # runs of the first LP-FT schedule (backbone cosine from epoch 0) are not this one's
+    assert warm["optim"]["backbone_schedule"] == 2 and "backbone_schedule" not in plain["optim"]
     for bad in ({"freeze_backbone_epochs": -1}, {"freeze_backbone_epochs": 5, "epochs": 5},
                 {"freeze_backbone_epochs": 2, "freeze_backbone": True}):  # fmt: skip
         with pytest.raises(ValueError, match="freeze_backbone_epochs"):

@@ -95,17 +95,29 @@ def test_svm_is_skipped_above_its_size_limit_and_the_forest_still_runs():
 def test_shared_gram_matrix_gives_the_per_task_fits_and_forests_skip_above_their_task_limit():
     smiles = _molecules()
     y = _targets(smiles)[:, :2]
+    y[::3, 0] = np.nan  # task 0 has its own rows: each task's slice of the shared matrix differs
     train, valid, test = _split(len(smiles))
     per_task = EcfpBaselineConfig(trees=10, gram_max_molecules=0)
     shared = EcfpBaselineConfig(trees=10, rf_max_tasks=1)
     a = ecfp_moleculenet_baselines(smiles, y, "rmse", train, valid, test, seeds=[0, 1], config=per_task)
     b = ecfp_moleculenet_baselines(smiles, y, "rmse", train, valid, test, seeds=[0, 1], config=shared)
     assert b.svm_test_metric == pytest.approx(a.svm_test_metric, rel=1e-9) and b.svm_c == a.svm_c
+    assert b.svm_valid_metric == pytest.approx(a.svm_valid_metric, rel=1e-9)
     assert a.rf_skipped is None and all(math.isfinite(v) for v in a.rf_test_metric.values())
     # 2 tasks > rf_max_tasks 1: no forest, NaN per seed asked (so a cached record is complete), and why
     assert "2 tasks > rf_max_tasks 1" in (b.rf_skipped or "")
     assert set(b.rf_test_metric) == {0, 1} and all(math.isnan(v) for v in b.rf_test_metric.values())
     assert b.rf_wall_time_s < 0.01
+
+
+def test_a_cached_record_without_forests_grows_them_once_the_task_limit_allows():
+    nan = math.nan
+    record = {"rf_test_metric": {"0": nan, "1": nan}, "rf_skipped": "617 tasks > rf_max_tasks 100",
+              "n_tasks_fitted": 610, "skipped_tasks": list(range(7))}  # fmt: skip
+    assert bm._seeds_with_forests(record, EcfpBaselineConfig()) == {0, 1}  # still skipped: nothing to do
+    assert bm._seeds_with_forests(record, EcfpBaselineConfig(rf_max_tasks=1000)) == set()  # grow them now
+    grown = {"rf_test_metric": {"0": 0.7, "1": nan}, "n_tasks_fitted": 3, "skipped_tasks": []}
+    assert bm._seeds_with_forests(grown, EcfpBaselineConfig()) == {0}
 
 
 def _baseline_record(dataset, metric, svm, rf, skipped=None):

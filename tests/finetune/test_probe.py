@@ -252,7 +252,7 @@ def test_descriptor_probe_reports_what_the_embedding_adds(tmp_path):
     assert wins["of"] == 2 and wins["of_random_init"] == 2
     # the best single channel is still chosen among the channels alone
     assert all(r["model_best_channel"] in ("molsim", "scaffsim", "context") for r in result.summary)
-    # the descriptors were computed once and cached: the same call again reads them
+    # the descriptors were computed once and cached beside the graphs, for the next call to read
     assert list((tmp_path / "c").glob("molfeatures-*.npy"))
 
 
