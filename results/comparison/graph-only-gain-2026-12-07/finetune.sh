@@ -4,6 +4,6 @@
 export MOLCHANNEL_DATA_DIR=$(cd ../shared/data && pwd)
 start=$1
 if [ "$start" = default ]; then flag="--model default"; else flag="--scratch"; fi
-OMP_NUM_THREADS=1 .venv/bin/molchannel benchmark moleculenet \
+OMP_NUM_THREADS=1 molchannel benchmark moleculenet \
   --datasets clintox sider lipophilicity tox21 bbbp bace esol freesolv --seeds 0 1 2 --epochs 50 $flag \
   --set 'model.extra_features=[]' --no-baseline --output runs/bench13/graph-$start -q
