@@ -42,7 +42,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import yaml
@@ -51,6 +51,9 @@ from molchannel import __version__
 from molchannel.atomic import write_text_atomic
 from molchannel.data import get_dataset_spec, list_datasets
 from molchannel.finetune.config import comparable_config, config_differences
+
+if TYPE_CHECKING:
+    from molchannel.finetune.moleculenet_baselines import EcfpBaselineConfig
 
 log = logging.getLogger("molchannel.benchmark")
 
@@ -517,7 +520,7 @@ def _baseline(
     return read_record(path) or record, True
 
 
-def _seeds_with_forests(record: dict[str, Any], config: Any) -> set[int]:
+def _seeds_with_forests(record: dict[str, Any], config: EcfpBaselineConfig) -> set[int]:
     """The seeds of a baseline record that need no forest grown: those with a figure, and all of them when
     the record skipped the forests for a task count ``config`` would skip too (a raised ``rf_max_tasks``
     grows them then)."""
