@@ -158,11 +158,13 @@ def final_losses(run_dir: str | os.PathLike[str]) -> dict[str, float]:
 
 def model_card(info: dict[str, Any], losses: dict[str, float], command: str, corpus: dict[str, Any],
                weights_sha256: str, plot_name: str | None, diagnostics: dict[str, float] | None = None,
-               diagnostics_plot: str | None = None, probe_table: str | None = None) -> str:  # fmt: skip
+               diagnostics_plot: str | None = None, probe_table: str | None = None,
+               finetune_gain: str | None = None) -> str:  # fmt: skip
     """Markdown model card of a pre-trained model folder.
 
-    ``diagnostics`` (from :func:`final_diagnostics`) and ``probe_table`` (the Markdown table of
-    ``molchannel benchmark probe``) are added as sections when given.
+    ``diagnostics`` (from :func:`final_diagnostics`), ``probe_table`` (the Markdown table of
+    ``molchannel benchmark probe``) and ``finetune_gain`` (the Markdown of ``benchmarks/pretraining_gain.py``:
+    fine-tuned from this model against scratch) are added as sections when given.
     """
     lines = [
         f"# {info.get('title', 'molchannel pre-trained model')}",
@@ -210,4 +212,7 @@ def model_card(info: dict[str, Any], losses: dict[str, float], command: str, cor
             lines += [f"![diagnostics]({diagnostics_plot})", ""]
     if probe_table:
         lines += ["## Linear probe (frozen embeddings)", "", probe_table.strip(), ""]
+    if finetune_gain:
+        lines += ["## Fine-tuned: this model against the same architecture from scratch", "",
+                  finetune_gain.strip(), ""]  # fmt: skip
     return "\n".join(lines)

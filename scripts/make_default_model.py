@@ -6,7 +6,8 @@ command, sha256) and ``losses.png`` (per-channel loss curves) beside them.
 
     python scripts/make_default_model.py --run runs/pretrain/default-k10 --checkpoint last \\
         --corpus runs/corpora/moses20k --command "$(cat runs/pretrain/default-k10.cmd)" \\
-        --probe results/pretrain_recipes/steps2000/fixes_k10/probe11
+        --probe results/probe/default-2026-12-06 \\
+        --finetune-gain results/comparison/graph-only-gain-2026-12-07
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ def main() -> None:
     parser.add_argument(
         "--probe", type=Path, default=None, help="a `molchannel benchmark probe` output folder for the card"
     )
+    parser.add_argument(
+        "--finetune-gain",
+        type=Path,
+        default=None,
+        help="a benchmarks/pretraining_gain.py output folder (fine-tuned against scratch) for the card",
+    )
     parser.add_argument("--title", default="molchannel default model (pre-trained, CPU-sized)")
     parser.add_argument(
         "--checkpoint",
@@ -108,6 +115,7 @@ def main() -> None:
     plot_losses(args.run, args.output / "losses.png", title="molchannel default: pre-training losses")
     diagnostics_plot = plot_diagnostics(args.run, args.output / "diagnostics.png", title="diagnostics")
     probe_table = (args.probe / "probe.md").read_text() if args.probe else None
+    gain_table = (args.finetune_gain / "pretraining_gain.md").read_text() if args.finetune_gain else None
     info = model.info()
     weights = model.config["provenance"]["pretrain_hyper_parameters"].get("loss_weights", {})
     knowledge = float(weights.get("knowledge", 0.0))
@@ -140,6 +148,7 @@ def main() -> None:
         diagnostics=final_diagnostics(args.run),
         diagnostics_plot=diagnostics_plot.name if diagnostics_plot else None,
         probe_table=probe_table,
+        finetune_gain=gain_table,
     )
     write_text_atomic(args.output / "README.md", card)
     print(f"wrote {args.output}: {model}")

@@ -40,9 +40,9 @@ def _results(folder: Path, rows: list[tuple[str, int, float, float]]) -> Path:
     return folder
 
 
-def test_combined_row_reads_issue_10s_acceptance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_joined_sessions_read_issue_10s_acceptance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # session 1: bbbp loses 2 points, esol wins 10%; session 2: bace wins 3 points (seed 1 only in both),
-    # and a second bbbp that the combined row must not take (the first protocol's comes first)
+    # and a second bbbp (+40 points) that the joined protocol must not take
     pre1 = _results(tmp_path / "pre1", [("bbbp", 0, 0.70, 0.68), ("esol", 0, 1.0, 0.9)])
     scr1 = _results(tmp_path / "scr1", [("bbbp", 0, 0.70, 0.70), ("esol", 0, 1.0, 1.0)])
     pre2 = _results(
@@ -50,21 +50,27 @@ def test_combined_row_reads_issue_10s_acceptance(tmp_path: Path, monkeypatch: py
     )
     scr2 = _results(tmp_path / "scr2", [("bace", 1, 0.80, 0.80), ("bbbp", 0, 0.5, 0.5)])
     out = tmp_path / "out"
-    monkeypatch.setattr(
-        sys,
-        "argv",
-        ["pretraining_gain.py", "--output", str(out), "--combine", "all",
-         "--protocol", f"one={pre1},{scr1}", "--protocol", f"two={pre2},{scr2}"],
-    )  # fmt: skip
+    both = f"all={pre1}+{pre2},{scr1}+{scr2}"  # the sessions joined: bbbp from pre1 / scr1, not pre2 / scr2
+    argv = [
+        "pretraining_gain.py",
+        "--output",
+        str(out),
+        "--protocol",
+        f"two={pre2},{scr2}",
+        "--protocol",
+        both,
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
     gain_script.main()
     with open(out / "pretraining_gain.csv", newline="") as fh:
         rows = {(r["protocol"], r["dataset"]): r for r in csv.DictReader(fh)}
     assert float(rows["two", "bace"]["gain_test"]) == pytest.approx(3.0)  # seed 0 has no scratch run
-    assert float(rows["all", "bbbp"]["gain_test"]) == pytest.approx(-2.0)  # from "one", not "two"
+    assert float(rows["two", "bbbp"]["gain_test"]) == pytest.approx(40.0)
+    assert float(rows["all", "bbbp"]["gain_test"]) == pytest.approx(-2.0)
     assert float(rows["all", "esol"]["gain_test"]) == pytest.approx(10.0)
     text = (out / "pretraining_gain.md").read_text()
-    assert "all, test: pre-trained wins on 1 of 2 classification sets (mean gain +0.5" in text
-    assert "and on 1 of 1 regression sets" in text
+    assert "- all: 1 of 2 classification sets (mean gain +0.5 points), 1 of 1 regression sets" in text
+    assert "- two: 2 of 2 classification sets (mean gain +21.5 points), 0 of 0 regression sets" in text
     assert (out / "pretraining_gain.png").stat().st_size > 0
 
 
