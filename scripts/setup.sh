@@ -5,8 +5,10 @@
 #   bash scripts/setup.sh --dev      # everything, plus test and lint tools
 #
 # The environment lives in $MOLCHANNEL_VENV (default: .venv in the repository). When it has
-# no torch yet, the CPU build torch==2.13.0 is installed first, so pip does not pull several GB
-# of CUDA wheels; install a CUDA build of torch into the venv beforehand to use a GPU.
+# no torch yet, torch==2.13.0 is installed first, from $MOLCHANNEL_TORCH_INDEX when set: where
+# the package index serves CUDA wheels by default (PyPI on Linux), set it to
+# https://download.pytorch.org/whl/cpu for the CPU build, so pip does not pull several GB of CUDA
+# libraries; to use a GPU, install a CUDA build of torch into the venv beforehand.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${MOLCHANNEL_VENV:-$repo/.venv}"
@@ -24,8 +26,13 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 if ! "$venv/bin/python" -c 'import torch' 2>/dev/null; then
-  echo "installing torch==2.13.0 (CPU build)"
-  "${pip[@]}" "torch==2.13.0"
+  if [[ -n "${MOLCHANNEL_TORCH_INDEX:-}" ]]; then
+    echo "installing torch==2.13.0 from $MOLCHANNEL_TORCH_INDEX"
+    "${pip[@]}" --index-url "$MOLCHANNEL_TORCH_INDEX" "torch==2.13.0"
+  else
+    echo "installing torch==2.13.0"
+    "${pip[@]}" "torch==2.13.0"
+  fi
 fi
 echo "installing molchannel[$extras] (editable)"
 "${pip[@]}" -e "$repo[$extras]"

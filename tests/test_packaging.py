@@ -8,7 +8,10 @@ Only the genuinely optional extras (deepchem, io) are skipped without them (``re
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -82,3 +85,30 @@ def test_test_folders_mirror_the_package() -> None:
     assert folders <= layers, f"test folders without a package layer: {sorted(folders - layers)}"
     stray = [p for p in (root / "tests" / "fixtures").rglob("test_*.py")]
     assert not stray, f"tests inside tests/fixtures are never meant to be there: {stray}"
+
+
+def _run_setup_with_stub_python(tmp_path: Path, env_extra: dict[str, str]) -> list[str]:
+    """Run scripts/setup.sh against a venv whose ``python`` is a stub: it has no torch and logs every
+    ``pip install`` it is asked for (nothing is installed, nothing touches the network)."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    log = tmp_path / "pip.log"
+    stub = venv / "bin" / "python"
+    stub.write_text(
+        "#!/usr/bin/env bash\n"
+        'if [[ "$1" == "-c" ]]; then exit 1; fi\n'  # `import torch` fails: no torch yet
+        f'echo "$*" >> "{log}"\n'
+    )
+    stub.chmod(0o755)
+    env = {**os.environ, "MOLCHANNEL_VENV": str(venv), "PYTHON": sys.executable, **env_extra}
+    script = PYPROJECT.parent / "scripts" / "setup.sh"
+    subprocess.run(["bash", str(script)], env=env, check=True, capture_output=True, text=True)
+    return log.read_text().splitlines()
+
+
+def test_setup_installs_torch_first_from_the_index_asked_for(tmp_path: Path) -> None:
+    calls = _run_setup_with_stub_python(tmp_path, {"MOLCHANNEL_TORCH_INDEX": "https://example.org/whl/cpu"})
+    assert len(calls) == 2 and calls[0].endswith("--index-url https://example.org/whl/cpu torch==2.13.0")
+    assert "-e " in calls[1] and "[train,io]" in calls[1]  # then the package itself, from its own index
+    plain = _run_setup_with_stub_python(tmp_path / "plain", {"MOLCHANNEL_TORCH_INDEX": ""})
+    assert plain[0].endswith("install --quiet --disable-pip-version-check torch==2.13.0")
