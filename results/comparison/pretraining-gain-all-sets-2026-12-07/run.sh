@@ -9,6 +9,6 @@
 R=results/moleculenet
 P=$R/pretrained-vs-scratch
 G=$R/graph-large-2026-12-07
-python benchmarks/pretraining_gain.py --output results/comparison/pretraining-gain-all-sets-2026-12-07 \
+${PYTHON:-python} benchmarks/pretraining_gain.py --output results/comparison/pretraining-gain-all-sets-2026-12-07 \
   --protocol "with rdkit2d (the fine-tuning default)=$P/9sets-2026-12-06/default+$R/hiv-2026-12-06/default+$R/muv-2026-12-07/results-default.csv,$P/9sets-2026-12-06/scratch+$R/hiv-2026-12-06/scratch+$R/muv-2026-12-07/results-scratch.csv" \
   --protocol "graph only (the MCL reference's protocol)=$P/graph-default-2026-12-06+$P/graph-default-2026-12-07+$G/default,$P/graph-scratch+$P/graph-scratch-2026-12-07+$G/scratch"
