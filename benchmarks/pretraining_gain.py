@@ -141,8 +141,8 @@ def plot(rows: list[dict], datasets: list[str], labels: list[str], path: Path) -
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(datasets) * max(1, len(labels)) ** 0.5), 3.8))
     for k, label in enumerate(labels):
         by = {r["dataset"]: r for r in rows if r["protocol"] == label}
-        xs = [i + (k - (len(labels) - 1) / 2) * width for i, d in enumerate(datasets) if d in by]
         present = [d for d in datasets if d in by]
+        xs = [datasets.index(d) + (k - (len(labels) - 1) / 2) * width for d in present]
         ax.bar(xs, [by[d]["gain_test"] for d in present], width, label=f"{label} (test)")
         ax.scatter(xs, [by[d]["gain_valid"] for d in present], marker="_", s=200, color="black", zorder=3,
                    label="validation" if k == 0 else None)  # fmt: skip

@@ -7,7 +7,7 @@ command, sha256) and ``losses.png`` (per-channel loss curves) beside them.
     python scripts/make_default_model.py --run runs/pretrain/default-k10 --checkpoint last \\
         --corpus runs/corpora/moses20k --command "$(cat runs/pretrain/default-k10.cmd)" \\
         --probe results/probe/default-2026-12-06 \\
-        --finetune-gain results/comparison/graph-only-gain-2026-12-07
+        --finetune-gain results/comparison/pretraining-gain-all-sets-2026-12-07
 """
 
 from __future__ import annotations

@@ -26,13 +26,10 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 if ! "$venv/bin/python" -c 'import torch' 2>/dev/null; then
-  if [[ -n "${MOLCHANNEL_TORCH_INDEX:-}" ]]; then
-    echo "installing torch==2.13.0 from $MOLCHANNEL_TORCH_INDEX"
-    "${pip[@]}" --index-url "$MOLCHANNEL_TORCH_INDEX" "torch==2.13.0"
-  else
-    echo "installing torch==2.13.0"
-    "${pip[@]}" "torch==2.13.0"
-  fi
+  index=()
+  [[ -n "${MOLCHANNEL_TORCH_INDEX:-}" ]] && index=(--index-url "$MOLCHANNEL_TORCH_INDEX")
+  echo "installing torch==2.13.0${MOLCHANNEL_TORCH_INDEX:+ from $MOLCHANNEL_TORCH_INDEX}"
+  "${pip[@]}" "${index[@]}" "torch==2.13.0"
 fi
 echo "installing molchannel[$extras] (editable)"
 "${pip[@]}" -e "$repo[$extras]"
