@@ -95,6 +95,9 @@ class BenchmarkOptions:
     baseline: bool = True
     baseline_only: bool = False
     svm_kernel: str = "rbf"
+    #: MoleculeNet: grow the ECFP4 + RF forests of datasets with up to this many tasks (None: the
+    #: baselines' default, :attr:`EcfpBaselineConfig.rf_max_tasks`)
+    rf_max_tasks: int | None = None
     fail_fast: bool = False
     command: str | None = None
 
@@ -109,10 +112,10 @@ class BenchmarkOptions:
             raise ValueError(f"seeds must be distinct, got {list(self.seeds)}")
         if self.baseline_only and not self.baseline:
             raise ValueError("--baseline-only and --no-baseline contradict each other: give one")
-        for name in ("epochs", "limit"):
+        for name in ("epochs", "limit", "rf_max_tasks"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"--{name} must be a positive integer, got {value}")
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
 
     @property
     def output_dir(self) -> Path:
@@ -539,6 +542,8 @@ def _moleculenet_baseline(
     from molchannel.finetune.moleculenet_baselines import EcfpBaselineConfig, ecfp_moleculenet_baselines
 
     config = EcfpBaselineConfig()
+    if options.rf_max_tasks is not None:
+        config = dataclasses.replace(config, rf_max_tasks=options.rf_max_tasks)
     seeds = sorted({int(s) for s in options.seeds})
     # the seeds are not hashed: a record holds the forests of every seed asked for so far, and a call
     # with new seeds adds their forests to it (the SVM is deterministic and is not refit)

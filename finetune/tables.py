@@ -247,7 +247,8 @@ def moleculenet_markdown(
             "## MoleculeNet classification: test ROC-AUC (%), higher is better",
             "",
             "Scaffold split 80/10/10; test metric at the epoch of best validation ROC-AUC; mean ± std over "
-            "seeds. Published rows for comparison (METHOD.md section 8).",
+            "seeds. Published rows for comparison, as the MCL paper's comparison table gives them (sources "
+            "below).",
             "",
             "| method | " + " | ".join(display_name(d) for d in cls) + f" | {avg_head} |",
             "|---|" + "---:|" * (len(cls) + 1),
@@ -284,7 +285,7 @@ def moleculenet_markdown(
                          for d in reg) + " |",
             *_baseline_lines([by_name[d] for d in reg], 3, with_avg=False),
             "",
-            "METHOD.md section 8 lists no published regression figures to compare with.",
+            "The MCL paper's comparison table has no regression figures to print beside these.",
             "",
         ]  # fmt: skip
     skipped = [

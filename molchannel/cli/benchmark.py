@@ -63,6 +63,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         baselines = "ECFP + SVM baseline" if name == "moleculeace" else "ECFP4 + SVM and ECFP4 + RF baselines"
         q.add_argument("--no-baseline", action="store_true", help=f"skip the {baselines}")
         q.add_argument("--baseline-only", action="store_true", help=f"only the {baselines}, no fine-tuning")
+        if name == "moleculenet":
+            q.add_argument(
+                "--rf-max-tasks",
+                type=int,
+                default=None,
+                metavar="N",
+                help="grow the ECFP4 + RF forests of datasets with up to N tasks (default 100: ToxCast's 617 "
+                "tasks x 500 trees per seed take about an hour of one core, so they are skipped)",
+            )
         if name == "moleculeace":
             q.add_argument(
                 "--svm-kernel",
@@ -144,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         baseline=not getattr(args, "no_baseline", False),
         baseline_only=getattr(args, "baseline_only", False),
         svm_kernel=getattr(args, "svm_kernel", "rbf"),
+        rf_max_tasks=getattr(args, "rf_max_tasks", None),
         fail_fast=args.fail_fast,
         command=_command(),
     )

@@ -398,6 +398,12 @@ def test_cli_wires_the_benchmark(tmp_path, config_dir, monkeypatch, capsys):
     assert "MoleculeNet classification" in printed and "MoleculeNet regression" in printed
     assert [c["config"]["optim"]["epochs"] for c in runner.calls] == [1, 1]
     assert main([*argv[:2], "--datasets", "CHEMBL2047_EC50", "--output", str(tmp_path / "x")]) == 1
+    # --rf-max-tasks reaches the options the benchmark runs with
+    seen: list[bm.BenchmarkOptions] = []
+    outcome = bm.BenchmarkOutcome(tmp_path)
+    monkeypatch.setattr(bm, "run_benchmark", lambda options: seen.append(options) or outcome)
+    assert main([*argv, "--rf-max-tasks", "700"]) == 0
+    assert seen[0].rf_max_tasks == 700
 
 
 # ---- the real fine-tuning runner, end to end ------------------------------------------------

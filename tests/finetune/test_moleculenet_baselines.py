@@ -197,3 +197,25 @@ def test_benchmark_computes_caches_and_tabulates_the_baselines(tmp_path, data_di
     assert bm.run_benchmark(bm.BenchmarkOptions(**{**vars(options), "seeds": [1, 2]})).baseline_skipped == [
         "esol"
     ]
+
+
+@pytest.mark.data
+def test_a_raised_rf_task_limit_grows_the_forests_a_cached_record_skipped(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("MOLCHANNEL_DATA_DIR", str(data_dir))
+    options = bm.BenchmarkOptions(
+        collection="moleculenet", datasets=["sider"], seeds=[0], limit=200, output=tmp_path / "out",
+        quiet=True, baseline_only=True, rf_max_tasks=2,
+    )  # fmt: skip
+    bm.run_benchmark(options)
+    path = tmp_path / "out" / "records" / "sider" / "ecfp_moleculenet.json"
+    skipped = bm.read_record(path)
+    assert skipped is not None and "tasks > rf_max_tasks 2" in skipped["rf_skipped"]
+    assert math.isnan(skipped["rf_test_metric"]["0"])
+    # the default limit (100) allows SIDER's 27 tasks: the forests are grown, the SVM is kept as it was
+    grown_run = bm.run_benchmark(bm.BenchmarkOptions(**{**vars(options), "rf_max_tasks": None}))
+    assert grown_run.baseline_ran == ["sider"]
+    grown = bm.read_record(path)
+    assert grown is not None and not grown["rf_skipped"] and math.isfinite(grown["rf_test_metric"]["0"])
+    assert grown["svm_test_metric"] == skipped["svm_test_metric"]
+    with pytest.raises(ValueError, match="--rf-max-tasks must be a positive integer"):
+        bm.BenchmarkOptions(collection="moleculenet", rf_max_tasks=0)
