@@ -70,7 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 default=None,
                 metavar="N",
                 help="grow the ECFP4 + RF forests of datasets with up to N tasks (default 100: ToxCast's 617 "
-                "tasks x 500 trees per seed take about an hour of one core, so they are skipped)",
+                "tasks x 500 trees took about 2 hours of one core per seed here, so they are skipped)",
             )
         if name == "moleculeace":
             q.add_argument(
